@@ -1,0 +1,23 @@
+"""Fusion modules: adapters, bottleneck cross-attention (B-CA), time codes."""
+
+from keras_ca2st.fusion.adapter import BottleneckAdapter
+from keras_ca2st.fusion.bottleneck_cross_attention import (
+    CrossAttentionDirection,
+    ExpertProjection,
+    LateralConnection,
+)
+from keras_ca2st.fusion.drop_path import DropPath
+from keras_ca2st.fusion.exchange import CrossExpertExchange
+from keras_ca2st.fusion.time_interval import TimeIntervalEmbedding
+from keras_ca2st.fusion.windowed_attention import windowed_cross_attention
+
+__all__ = [
+    "BottleneckAdapter",
+    "CrossAttentionDirection",
+    "CrossExpertExchange",
+    "DropPath",
+    "ExpertProjection",
+    "LateralConnection",
+    "TimeIntervalEmbedding",
+    "windowed_cross_attention",
+]

@@ -1,0 +1,269 @@
+"""Bottleneck cross-attention (B-CA): the exchange between two experts.
+
+Every expert taking part in an exchange owns one `ExpertProjection`
+(`down → LayerNorm` into the shared bottleneck, `up` back out, zero-initialised),
+shared by every direction it takes part in. Every direction (e.g. T→S: queries
+from S, keys and values from T) owns one `CrossAttentionDirection`. See CAST
+(arXiv 2311.03770) and CA²ST (arXiv 2503.23447).
+"""
+
+import keras
+from keras import ops
+
+from keras_ca2st.experts.vit_layers import exact_gelu
+from keras_ca2st.fusion.windowed_attention import WINDOWS, windowed_cross_attention
+
+POSITION_EMBEDDINGS = ("none", "learned", "time_interval")
+
+
+@keras.saving.register_keras_serializable(package="keras_ca2st")
+class ExpertProjection(keras.layers.Layer):
+    """An expert's way into and out of the B-CA bottleneck.
+
+    `project(y) = LN(down(y))` and `expand(z) = up(GELU(z))`; `up` starts at
+    zero so the exchange begins as the identity on the expert's stream.
+
+    Args:
+        hidden_dim: int. The expert's token width.
+        bottleneck_dim: int. The shared B-CA width.
+        layer_norm_epsilon: float.
+
+    Example:
+    ```python
+    projection = ExpertProjection(hidden_dim=64, bottleneck_dim=32)
+    z = projection.project(np.ones((2, 5, 64), "float32"))   # (2, 5, 32)
+    y = projection.expand(z)                                 # zeros, (2, 5, 64)
+    ```
+    """
+
+    def __init__(self, hidden_dim, bottleneck_dim, layer_norm_epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        # === Layers ===
+        self.down = keras.layers.Dense(
+            bottleneck_dim, dtype=self.dtype_policy, name="down"
+        )
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm"
+        )
+        self.up = keras.layers.Dense(
+            hidden_dim,
+            kernel_initializer="zeros",
+            bias_initializer="zeros",
+            dtype=self.dtype_policy,
+            name="up",
+        )
+
+        # === Config ===
+        self.hidden_dim = hidden_dim
+        self.bottleneck_dim = bottleneck_dim
+        self.layer_norm_epsilon = layer_norm_epsilon
+
+    def build(self, input_shape=None):
+        self.down.build((None, self.hidden_dim))
+        self.layer_norm.build((None, self.bottleneck_dim))
+        self.up.build((None, self.bottleneck_dim))
+        self.built = True
+
+    def project(self, stream):
+        return self.layer_norm(self.down(stream))
+
+    def expand(self, bottleneck_tokens):
+        return self.up(exact_gelu(bottleneck_tokens))
+
+    def call(self, stream):
+        return self.expand(self.project(stream))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            hidden_dim=self.hidden_dim,
+            bottleneck_dim=self.bottleneck_dim,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+        )
+        return config
+
+
+def position_shape(window, layout):
+    """Shape of a learned B-CA position embedding for one side of a window."""
+    if window == "global" or not layout["is_video"]:
+        return (int(layout["grid"][0] * layout["grid"][1]),)
+    frames, patches = layout["grid"]
+    return {"time": (frames,), "space": (patches,), "space_time": (frames * patches,)}[
+        window
+    ]
+
+
+def add_position(tokens, position, window):
+    """Add a `(positions, C)` embedding along the axis the window runs over."""
+    position = ops.cast(position, tokens.dtype)
+    if len(tokens.shape) == 3:
+        return tokens + position[None]
+    if window == "time":
+        return tokens + position[None, :, None, :]
+    if window == "space":
+        return tokens + position[None, None, :, :]
+    frames, patches = tokens.shape[1], tokens.shape[2]
+    return tokens + ops.reshape(position, (1, frames, patches, -1))
+
+
+@keras.saving.register_keras_serializable(package="keras_ca2st")
+class CrossAttentionDirection(keras.layers.Layer):
+    """One direction of B-CA: target-stream queries attend to a source stream.
+
+    Learned position embeddings (init `N(0, 1)·head_dim^-0.5`) or time-interval
+    codes are added to the bottleneck tokens before the projections, so values
+    carry them too. `q` and `kv` have zero-initialised biases; `kv` packs keys
+    (first `dim` columns) and values.
+
+    Args:
+        dim: int. Bottleneck width.
+        num_heads: int.
+        window: `"time"`, `"space"`, `"space_time"` or `"global"`.
+        position_embedding: `"none"`, `"learned"` or `"time_interval"`.
+        query_layout: `stream_layout` dict of the target expert.
+        key_layout: `stream_layout` dict of the source expert.
+
+    Call arguments:
+        query_tokens: target patch tokens in the bottleneck, `(B, T, N, dim)` for
+            video windows, `(B, L, dim)` for `"global"`.
+        key_tokens: source patch tokens, same convention.
+        query_time_codes, key_time_codes: time-interval codes shaped like the
+            tokens, used with `position_embedding="time_interval"`.
+
+    Example:
+    ```python
+    layout = {"prefix_tokens": 0, "grid": [8, 4], "frames_in_batch": False,
+              "is_video": True}
+    t2s = CrossAttentionDirection(32, 4, "time", "learned", layout, layout)
+    out = t2s(np.ones((2, 8, 4, 32), "float32"), np.ones((2, 8, 4, 32), "float32"))
+    ```
+    """
+
+    def __init__(
+        self,
+        dim,
+        num_heads,
+        window,
+        position_embedding,
+        query_layout,
+        key_layout,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if window not in WINDOWS:
+            raise ValueError(f"Unknown window {window!r}; expected one of {WINDOWS}.")
+        if position_embedding not in POSITION_EMBEDDINGS:
+            raise ValueError(
+                f"Unknown position_embedding {position_embedding!r}; expected one "
+                f"of {POSITION_EMBEDDINGS}."
+            )
+        if dim % num_heads:
+            raise ValueError(f"dim={dim} is not divisible by num_heads={num_heads}.")
+        # === Layers ===
+        dense = dict(bias_initializer="zeros", dtype=self.dtype_policy)
+        self.query = keras.layers.Dense(dim, name="query", **dense)
+        self.key_value = keras.layers.Dense(2 * dim, name="key_value", **dense)
+        self.out_proj = keras.layers.Dense(dim, name="out_proj", **dense)
+
+        # === Config ===
+        self.dim = dim
+        self.num_heads = num_heads
+        self.window = window
+        self.position_embedding = position_embedding
+        self.query_layout = query_layout
+        self.key_layout = key_layout
+
+    def build(self, input_shape=None):
+        for dense in (self.query, self.key_value, self.out_proj):
+            dense.build((None, self.dim))
+        if self.position_embedding == "learned":
+            init = keras.initializers.RandomNormal(
+                stddev=(self.dim // self.num_heads) ** -0.5
+            )
+            self.query_position = self.add_weight(
+                shape=(*position_shape(self.window, self.query_layout), self.dim),
+                initializer=init,
+                name="query_position",
+            )
+            self.key_position = self.add_weight(
+                shape=(*position_shape(self.window, self.key_layout), self.dim),
+                initializer=init,
+                name="key_position",
+            )
+        self.built = True
+
+    def call(
+        self, query_tokens, key_tokens, query_time_codes=None, key_time_codes=None
+    ):
+        if self.position_embedding == "learned":
+            query_tokens = add_position(query_tokens, self.query_position, self.window)
+            key_tokens = add_position(key_tokens, self.key_position, self.window)
+        elif self.position_embedding == "time_interval":
+            if query_time_codes is None or key_time_codes is None:
+                raise ValueError(
+                    "This cross-attention uses time-interval codes; pass "
+                    "query_time_codes and key_time_codes."
+                )
+            query_tokens = query_tokens + ops.cast(query_time_codes, query_tokens.dtype)
+            key_tokens = key_tokens + ops.cast(key_time_codes, key_tokens.dtype)
+        attended = windowed_cross_attention(
+            self.query(query_tokens),
+            self.key_value(key_tokens),
+            self.window,
+            self.num_heads,
+        )
+        return self.out_proj(attended)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            dim=self.dim,
+            num_heads=self.num_heads,
+            window=self.window,
+            position_embedding=self.position_embedding,
+            query_layout=self.query_layout,
+            key_layout=self.key_layout,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_ca2st")
+class LateralConnection(keras.layers.Layer):
+    """The lateral-connection ablation: a linear map of the aligned source tokens.
+
+    Where both streams share the token grid, each target token receives the
+    source token at the same position; otherwise (audio pairs) the mean source
+    token. No attention.
+
+    Args:
+        dim: int. Bottleneck width.
+    """
+
+    def __init__(self, dim, **kwargs):
+        super().__init__(**kwargs)
+        # === Layers ===
+        self.dense = keras.layers.Dense(dim, dtype=self.dtype_policy, name="dense")
+
+        # === Config ===
+        self.dim = dim
+
+    def build(self, input_shape=None):
+        self.dense.build((None, self.dim))
+        self.built = True
+
+    def call(
+        self, query_tokens, key_tokens, query_time_codes=None, key_time_codes=None
+    ):
+        if tuple(query_tokens.shape[1:]) == tuple(key_tokens.shape[1:]):
+            return self.dense(key_tokens)
+        pooled_axes = tuple(range(1, len(key_tokens.shape) - 1))
+        pooled = ops.mean(key_tokens, axis=pooled_axes, keepdims=True)
+        pooled = ops.reshape(
+            pooled, (-1,) + (1,) * (len(query_tokens.shape) - 2) + (self.dim,)
+        )
+        return ops.broadcast_to(self.dense(pooled), ops.shape(query_tokens))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(dim=self.dim)
+        return config

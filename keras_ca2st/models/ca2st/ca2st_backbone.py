@@ -1,0 +1,138 @@
+"""The multi-expert backbone shared by CAST, CAVA and CA²ST."""
+
+import keras
+from keras_hub.models import Backbone
+
+from keras_ca2st.models.ca2st.cross_expert_encoder import (
+    CrossExpertEncoder,
+    deserialize_expert,
+)
+
+OPTIONAL_INPUTS = ("video_times", "audio_times")
+
+
+@keras.saving.register_keras_serializable(package="keras_ca2st")
+class CA2STBackbone(Backbone):
+    """Frozen experts exchanging information through B-CA, as one Keras model.
+
+    The same class builds CAST (spatial + temporal), CAVA (spatial + audio), CA²ST
+    (all three), single-expert baselines (one expert, no pairs) and the papers'
+    ablations; see `CrossExpertEncoder` for the fusion arguments.
+
+    Inputs (a dict):
+    - `"video"`: `(batch, frames, size, size, 3)` float, channels-last,
+      ImageNet-normalised (both video experts use ImageNet mean/std);
+    - `"audio"`: `(batch, L, 128)` normalised Kaldi fbank (audio models);
+    - `"video_times"`, `"audio_times"`: optional `(batch, T, 2)` `[start, end]`
+      seconds of every visual time step and of every `1/T` of the audio window
+      (models with time-interval codes). Left out, both default to `T` equal
+      intervals over the `L / 100` s audio window, which is right for evenly
+      spaced frames covering the audio window.
+
+    Outputs: dict expert name → pooled feature `(batch, hidden_dim)`.
+
+    Args:
+        experts: dict name → expert layer or config (`"spatial"`, `"temporal"`,
+            `"audio"` by convention).
+        pairs, bottleneck_ratio, adapter_ratio, fusion, cross_attention_placement,
+        cross_attention_heads, drop_path_rate: see `CrossExpertEncoder`.
+        dtype: dtype policy of the whole model.
+
+    Example:
+    ```python
+    backbone = CA2STBackbone(
+        experts={
+            "spatial": CLIPVisionEncoder(image_size=32, num_frames=4, hidden_dim=64,
+                num_layers=2, num_heads=4, intermediate_dim=128),
+            "temporal": VideoMAEEncoder(image_size=32, num_frames=4, hidden_dim=64,
+                num_layers=2, num_heads=4, intermediate_dim=128),
+        },
+        pairs=[{"experts": ["spatial", "temporal"]}],
+        cross_attention_heads=4,
+    )
+    features = backbone({"video": np.zeros((1, 4, 32, 32, 3), "float32")})
+    ```
+    """
+
+    def __init__(
+        self,
+        experts,
+        pairs=(),
+        bottleneck_ratio=0.5,
+        adapter_ratio=0.25,
+        fusion="cross_attention",
+        cross_attention_placement="after_adapter",
+        cross_attention_heads=12,
+        drop_path_rate=0.0,
+        dtype=None,
+        **kwargs,
+    ):
+        # === Layers ===
+        self.encoder = CrossExpertEncoder(
+            experts={
+                name: _expert_with_dtype(expert, dtype)
+                for name, expert in experts.items()
+            },
+            pairs=pairs,
+            bottleneck_ratio=bottleneck_ratio,
+            adapter_ratio=adapter_ratio,
+            fusion=fusion,
+            cross_attention_placement=cross_attention_placement,
+            cross_attention_heads=cross_attention_heads,
+            drop_path_rate=drop_path_rate,
+            dtype=dtype,
+            name="cross_expert_encoder",
+        )
+
+        # === Functional Model ===
+        inputs = {
+            name: keras.Input(shape, name=name, optional=name in OPTIONAL_INPUTS)
+            for name, shape in self.encoder.input_shapes().items()
+        }
+        outputs = self.encoder(inputs)
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+
+        # === Config ===
+        self.experts = self.encoder.experts
+        self.pairs = self.encoder.pairs
+        self.bottleneck_ratio = bottleneck_ratio
+        self.adapter_ratio = adapter_ratio
+        self.fusion = fusion
+        self.cross_attention_placement = cross_attention_placement
+        self.cross_attention_heads = cross_attention_heads
+        self.drop_path_rate = drop_path_rate
+
+    @property
+    def expert_names(self):
+        return list(self.encoder.experts)
+
+    def hidden_dim(self, expert_name):
+        return self.encoder.experts[expert_name].hidden_dim
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            experts={
+                name: keras.layers.serialize(expert)
+                for name, expert in self.encoder.experts.items()
+            },
+            pairs=self.pairs,
+            bottleneck_ratio=self.bottleneck_ratio,
+            adapter_ratio=self.adapter_ratio,
+            fusion=self.fusion,
+            cross_attention_placement=self.cross_attention_placement,
+            cross_attention_heads=self.cross_attention_heads,
+            drop_path_rate=self.drop_path_rate,
+        )
+        return config
+
+
+def _expert_with_dtype(expert, dtype):
+    """The experts follow the backbone's dtype policy, as keras-hub's CLIP does."""
+    if isinstance(expert, keras.layers.Layer):
+        if dtype is None:
+            return expert
+        expert = keras.layers.serialize(expert)
+    if dtype is not None:
+        expert = {**expert, "config": {**expert.get("config", {}), "dtype": dtype}}
+    return deserialize_expert(expert)

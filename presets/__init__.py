@@ -1,0 +1,1 @@
+"""Registered model presets (JSON specs), shipped inside the package."""
