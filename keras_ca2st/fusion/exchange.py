@@ -126,7 +126,7 @@ class CrossExpertExchange(keras.layers.Layer):
             bottleneck = projection.project(streams[name])
             prefixes[name], patches[name] = split_stream(bottleneck, self.layouts[name])
         updates = {}
-        for spec, layer in zip(self.directions, self.direction_layers):
+        for spec, layer in zip(self.directions, self.direction_layers, strict=True):
             source, target = spec["source"], spec["target"]
             window = spec.get("window", "global")
             query, key = patches[target], patches[source]

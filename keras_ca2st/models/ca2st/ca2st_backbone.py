@@ -11,8 +11,24 @@ from keras_ca2st.models.ca2st.cross_expert_encoder import (
 OPTIONAL_INPUTS = ("video_times", "audio_times")
 
 
+class OptionalTimeInputs:
+    """Lets callers leave out the optional time inputs of a functional model.
+
+    Keras functional models expect every input key; left-out optional inputs
+    are passed on as `None` so the model falls back to their defaults.
+    """
+
+    def __call__(self, inputs, *args, **kwargs):
+        return super().__call__(
+            with_optional_inputs(inputs, self.input), *args, **kwargs
+        )
+
+    def call(self, inputs, *args, **kwargs):
+        return super().call(with_optional_inputs(inputs, self.input), *args, **kwargs)
+
+
 @keras.saving.register_keras_serializable(package="keras_ca2st")
-class CA2STBackbone(Backbone):
+class CA2STBackbone(OptionalTimeInputs, Backbone):
     """Frozen experts exchanging information through B-CA, as one Keras model.
 
     The same class builds CAST (spatial + temporal), CAVA (spatial + audio), CA²ST
@@ -91,6 +107,8 @@ class CA2STBackbone(Backbone):
         }
         outputs = self.encoder(inputs)
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+        # `trainable=True` from a saved config would unfreeze every sublayer.
+        self.encoder.freeze_experts()
 
         # === Config ===
         self.experts = self.encoder.experts
@@ -125,6 +143,19 @@ class CA2STBackbone(Backbone):
             drop_path_rate=self.drop_path_rate,
         )
         return config
+
+
+def with_optional_inputs(inputs, model_inputs):
+    """Left-out optional inputs of the model are passed as `None` (defaults)."""
+    if isinstance(inputs, dict) and isinstance(model_inputs, dict):
+        missing = {
+            name: None
+            for name in OPTIONAL_INPUTS
+            if name in model_inputs and name not in inputs
+        }
+        if missing:
+            return {**inputs, **missing}
+    return inputs
 
 
 def _expert_with_dtype(expert, dtype):

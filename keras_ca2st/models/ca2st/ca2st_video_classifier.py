@@ -6,7 +6,10 @@ import keras
 from keras_hub.models import Task
 
 from keras_ca2st.fusion.adapter import BottleneckAdapter
-from keras_ca2st.models.ca2st.ca2st_backbone import CA2STBackbone
+from keras_ca2st.models.ca2st.ca2st_backbone import (
+    CA2STBackbone,
+    OptionalTimeInputs,
+)
 from keras_ca2st.models.ca2st.ca2st_presets import (
     available_presets,
     load_preset_spec,
@@ -16,7 +19,7 @@ EK100_HEAD_SOURCES = {"noun": "spatial", "verb": "temporal"}
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")
-class VideoClassifier(Task):
+class VideoClassifier(OptionalTimeInputs, Task):
     """A classifier on `CA2STBackbone` features.
 
     Single label (`num_classes=int`): every expert's pooled feature passes a last
@@ -168,6 +171,12 @@ class VideoClassifier(Task):
                 else ["sparse_categorical_accuracy"]
             )
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        """Restore the compile settings of a saved `.keras` model."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):

@@ -282,18 +282,21 @@ class CrossExpertEncoder(keras.layers.Layer):
 
     # --- weights ---
     def build(self, input_shape=None):
-        for name, expert in self.experts.items():
-            expert.build()
-            for adapter in self.attention_adapters[name] + self.mlp_adapters[name]:
-                adapter.build()
-        for exchange in self.exchanges:
-            if exchange is not None:
-                exchange.build()
-        for embedding in self.time_embeddings.values():
-            embedding.build()
+        sublayers = list(self.experts.values())
+        for name in self.experts:
+            sublayers += self.attention_adapters[name] + self.mlp_adapters[name]
+        sublayers += [e for e in self.exchanges if e is not None]
+        sublayers += list(self.time_embeddings.values())
+        for layer in sublayers:
+            if not layer.built:
+                layer.build()
+        self.freeze_experts()
+        self.built = True
+
+    def freeze_experts(self):
+        """Freeze the pretrained expert weights; only their final norms train."""
         for expert in self.experts.values():
             expert.freeze_pretrained()
-        self.built = True
 
     # --- forward ---
     def _time_codes(self, inputs, batch):

@@ -1,0 +1,1 @@
+"""The `ca2st` command line."""

@@ -1,0 +1,365 @@
+import itertools
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_ca2st
+from keras_ca2st import CA2ST, CAST, CAVA, CA2STBackbone, VideoClassifier
+from tests.test_case import (
+    BACKEND,
+    assert_allclose,
+    count_params,
+    random_inputs,
+    run_saved_model_test,
+    tiny_experts,
+    to_numpy,
+)
+
+MODELS = {
+    "cast": ["spatial", "temporal"],
+    "cava": ["spatial", "audio"],
+    "ca2st": ["spatial", "temporal", "audio"],
+}
+NEXT_BACKEND = {"torch": "jax", "jax": "tensorflow", "tensorflow": "torch"}
+
+
+def tiny_backbone(names=("spatial", "temporal", "audio"), pairs=None, **kwargs):
+    if pairs is None:
+        pairs = [{"experts": list(p)} for p in itertools.combinations(names, 2)]
+    kwargs.setdefault("cross_attention_heads", 2)
+    return CA2STBackbone(experts=tiny_experts(names=list(names)), pairs=pairs, **kwargs)
+
+
+def randomize(model, seed=0, scale=0.1):
+    """Give every weight (zero-initialised ones too) a random value."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        weight.assign(rng.standard_normal(weight.shape).astype("float32") * scale)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_features_equal_the_frozen_experts_at_init(model):
+    backbone = tiny_backbone(MODELS[model])
+    inputs = random_inputs(backbone)
+    features = backbone(inputs)
+    for name, expert in backbone.encoder.experts.items():
+        alone = expert(inputs["video" if expert.is_video else "audio"])["pooled"]
+        assert_allclose(features[name], alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_logits_equal_head_bias_at_init(model):
+    classifier = VideoClassifier(tiny_backbone(MODELS[model]), num_classes=7)
+    bias = np.random.default_rng(1).standard_normal(7).astype("float32")
+    classifier.heads["logits"].bias.assign(bias)
+    logits = to_numpy(
+        classifier.predict(random_inputs(classifier.backbone, batch=3), verbose=0)
+    )
+    assert logits.shape == (3, 7)
+    np.testing.assert_array_equal(logits, np.broadcast_to(bias, (3, 7)))
+
+
+def test_exchange_carries_audio_into_the_visual_streams():
+    backbone = tiny_backbone()
+    randomize(backbone)
+    inputs = random_inputs(backbone)
+    base = to_numpy(backbone(inputs))
+    inputs["audio"] = inputs["audio"] + 1.0
+    moved = to_numpy(backbone(inputs))
+    for name in ("spatial", "temporal", "audio"):
+        assert not np.allclose(base[name], moved[name], atol=1e-4), name
+    # Without exchange the visual experts never see the audio.
+    isolated = tiny_backbone(fusion="identity")
+    randomize(isolated)
+    inputs = random_inputs(isolated)
+    base = to_numpy(isolated(inputs))
+    inputs["audio"] = inputs["audio"] + 1.0
+    moved = to_numpy(isolated(inputs))
+    assert_allclose(moved["spatial"], base["spatial"], atol=0)
+    assert_allclose(moved["temporal"], base["temporal"], atol=0)
+
+
+def test_default_time_intervals_are_evenly_spaced_over_the_audio_window():
+    backbone = tiny_backbone(["spatial", "audio"])
+    randomize(backbone)
+    inputs = random_inputs(backbone)
+    # 66 fbank frames = 0.66 s, split into the 2 visual time steps.
+    intervals = np.array([[[0.0, 0.33], [0.33, 0.66]]] * 2, "float32")
+    explicit = {**inputs, "video_times": intervals, "audio_times": intervals}
+    assert_allclose(backbone(inputs), backbone(explicit), atol=1e-5)
+    shifted = {**explicit, "audio_times": intervals + 5.0}
+    assert not np.allclose(
+        to_numpy(backbone(shifted))["spatial"], to_numpy(backbone(explicit))["spatial"]
+    )
+
+
+def test_ek100_two_heads_read_spatial_and_temporal_features():
+    classifier = VideoClassifier(
+        tiny_backbone(["spatial", "temporal"]), num_classes={"verb": 4, "noun": 6}
+    )
+    randomize(classifier)
+    inputs = random_inputs(classifier.backbone)
+    logits = classifier.predict(inputs, verbose=0)
+    assert set(logits) == {"verb", "noun"}
+    assert logits["verb"].shape == (2, 4) and logits["noun"].shape == (2, 6)
+    features = to_numpy(classifier.backbone(inputs))
+    head = classifier.heads["noun"]
+    expected = features["spatial"] @ to_numpy(head.kernel) + to_numpy(head.bias)
+    np.testing.assert_allclose(to_numpy(logits["noun"]), expected, atol=1e-4)
+    with pytest.raises(ValueError, match="no source expert"):
+        VideoClassifier(classifier.backbone, num_classes={"action": 3})
+
+
+def test_only_adapters_exchange_last_norms_and_heads_train():
+    classifier = VideoClassifier(tiny_backbone(), num_classes=3)
+    allowed = (
+        "adapter",
+        "exchange_",
+        "time_embedding",
+        "post_layernorm",
+        "fc_norm",
+        "layernorm",
+        "head",
+    )
+    trainable = classifier.trainable_weights
+    assert trainable
+    for weight in trainable:
+        assert any(key in weight.path for key in allowed), weight.path
+        assert "block_" not in weight.path or "adapter" in weight.path, weight.path
+    frozen = {w.path for w in classifier.non_trainable_weights}
+    for name in (
+        "class_embedding",
+        "position_embedding",
+        "cls_token",
+        "patch_embedding",
+    ):
+        assert any(name in path for path in frozen), name
+    assert not any(
+        "layernorm" in p and "block" not in p and "pre" not in p for p in frozen
+    )
+
+
+def test_vit_b_preset_parameter_counts():
+    def trainable(model_cls, preset, **kwargs):
+        model = model_cls.from_preset(preset, load_weights=False, **kwargs)
+        return count_params(model.trainable_weights), count_params(model.weights)
+
+    assert trainable(CAST, "cast_base", num_classes=400) == (45_378_832, 217_402_384)
+    assert trainable(CAST, "cast_base", num_classes=174)[0] == 45_205_038
+    ek100 = {"verb": 97, "noun": 300}
+    assert trainable(CAST, "cast_base", num_classes=ek100)[0] == 44_784_781
+    assert (
+        trainable(CAST, "cast_base", num_classes=ek100, bottleneck_ratio=1 / 8)[0]
+        == 19_438_477
+    )
+    assert (
+        trainable(CAST, "cast_base", num_classes=ek100, bottleneck_ratio=1.0)[0]
+        == 103_352_461
+    )
+    cava = trainable(CAVA, "cava_base", num_classes=309)[0]
+    ca2st = trainable(CA2ST, "ca2st_base", num_classes=309)[0]
+    assert abs(cava - 44_000_000) < 1_000_000, cava
+    assert abs(ca2st - 62_000_000) < 1_000_000, ca2st
+
+
+def test_presets_build_full_vit_b_and_run():
+    model = CA2ST.from_preset("ca2st_base", num_classes=5, load_weights=False)
+    experts = model.backbone.encoder.experts
+    assert experts["spatial"].patch_grid == (8, 196)
+    assert experts["temporal"].patch_grid == (8, 196)
+    assert experts["audio"].patch_grid == (12, 101)
+    exchanges = [e is not None for e in model.backbone.encoder.exchanges]
+    assert exchanges == [True] * 12
+    directions = [len(e.directions) for e in model.backbone.encoder.exchanges]
+    assert directions == [2] * 9 + [6] * 3
+
+
+@pytest.mark.parametrize("model", ["ca2st", "cast"])
+def test_keras_save_and_load_round_trip(model, tmp_path):
+    classifier = VideoClassifier(tiny_backbone(MODELS[model]), num_classes=4)
+    randomize(classifier)
+    restored = run_saved_model_test(
+        classifier, random_inputs(classifier.backbone), str(tmp_path), atol=1e-6
+    )
+    assert count_params(restored.trainable_weights) == count_params(
+        classifier.trainable_weights
+    )
+
+
+def test_weights_move_between_backends(tmp_path):
+    classifier = CA2ST(tiny_backbone(), num_classes=4)
+    randomize(classifier, scale=0.2)
+    inputs = random_inputs(classifier.backbone, batch=2)
+    expected = to_numpy(classifier.predict(inputs, verbose=0))
+    classifier.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    other = NEXT_BACKEND[BACKEND]
+    env = {**os.environ, "KERAS_BACKEND": other}
+    worker = os.path.join(os.path.dirname(__file__), "cross_backend_worker.py")
+    result = subprocess.run(
+        [
+            sys.executable,
+            worker,
+            str(tmp_path / "model.keras"),
+            str(tmp_path / "inputs.npz"),
+            str(tmp_path / "outputs.npy"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    actual = np.load(tmp_path / "outputs.npy")
+    assert np.abs(actual - expected).max() <= 1e-4, (BACKEND, other)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_fit_reduces_the_loss(model):
+    keras.utils.set_random_seed(0)
+    classifier = VideoClassifier(tiny_backbone(MODELS[model]), num_classes=3)
+    inputs = random_inputs(classifier.backbone, batch=6, seed=2)
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    classifier.compile(optimizer=keras.optimizers.Adam(1e-2))
+    history = classifier.fit(inputs, labels, batch_size=6, epochs=6, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < losses[0] - 0.1, losses
+
+
+def test_mixed_bfloat16_runs_and_stays_finite():
+    classifier = VideoClassifier(tiny_backbone(dtype="mixed_bfloat16"), num_classes=3)
+    expert = classifier.backbone.encoder.experts["temporal"]
+    assert expert.blocks[0].attention.query.compute_dtype == "bfloat16"
+    assert expert.blocks[0].attention.query.kernel.dtype == "float32"
+    inputs = random_inputs(classifier.backbone, batch=2)
+    logits = to_numpy(classifier.predict(inputs, verbose=0))
+    assert np.isfinite(logits).all()
+    classifier.compile(optimizer=keras.optimizers.Adam(1e-3))
+    loss = classifier.train_on_batch(inputs, np.array([0, 2]))
+    assert np.all(np.isfinite(loss))
+
+
+@pytest.mark.parametrize("name", ["spatial", "temporal", "audio"])
+def test_single_expert_baselines(name):
+    backbone = tiny_backbone([name], pairs=[])
+    classifier = VideoClassifier(backbone, num_classes=3)
+    inputs = random_inputs(backbone)
+    assert set(inputs) == ({"audio"} if name == "audio" else {"video"})
+    assert classifier.predict(inputs, verbose=0).shape == (2, 3)
+    assert all(e is None for e in backbone.encoder.exchanges)
+    # 2 blocks × 2 adapters + last adapter + final norm + head.
+    adapter = 32 * 8 + 8 + 8 * 32 + 32
+    expected = 5 * adapter + 2 * 32 + 32 * 3 + 3
+    assert count_params(classifier.trainable_weights) == expected
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"fusion": "identity"},
+        {"fusion": "late_add"},
+        {"fusion": "late_concat"},
+        {"fusion": "lateral"},
+        {"cross_attention_placement": "before_adapter"},
+        {
+            "pairs": [
+                {
+                    "experts": ["spatial", "temporal"],
+                    "windows": {"temporal_to_spatial": "time"},
+                }
+            ]
+        },
+        {"pairs": [{"experts": ["spatial", "temporal"], "layers": [1]}]},
+        {"pairs": [{"experts": ["spatial", "temporal"], "position_embedding": "none"}]},
+        {
+            "pairs": [
+                {
+                    "experts": ["spatial", "temporal"],
+                    "windows": {
+                        "temporal_to_spatial": "space_time",
+                        "spatial_to_temporal": "space_time",
+                    },
+                }
+            ]
+        },
+    ],
+)
+def test_ablation_variants_build_and_run(variant):
+    kwargs = {"pairs": [{"experts": ["spatial", "temporal"]}], **variant}
+    backbone = tiny_backbone(["spatial", "temporal"], **kwargs)
+    classifier = VideoClassifier(backbone, num_classes=3)
+    randomize(classifier)
+    logits = to_numpy(classifier.predict(random_inputs(backbone), verbose=0))
+    assert logits.shape == (2, 3) and np.isfinite(logits).all()
+    full = VideoClassifier(tiny_backbone(["spatial", "temporal"]), num_classes=3)
+    params, full_params = (
+        count_params(classifier.trainable_weights),
+        count_params(full.trainable_weights),
+    )
+    if variant.get("fusion") in ("identity", "late_add", "late_concat", "lateral") or (
+        "pairs" in variant
+        and (
+            len(variant["pairs"][0].get("windows", {})) == 1
+            or "layers" in variant["pairs"][0]
+            or variant["pairs"][0].get("position_embedding") == "none"
+        )
+    ):
+        assert params < full_params
+    if variant.get("fusion") == "identity":
+        assert all(e is None for e in backbone.encoder.exchanges)
+
+
+def test_bad_configuration_errors():
+    with pytest.raises(ValueError, match="Registered presets: ca2st_base, cast_base"):
+        CAST.from_preset("cast_huge", num_classes=3, load_weights=False)
+    with pytest.raises(ValueError, match="load_weights=False"):
+        CAST.from_preset("cast_base", num_classes=3)
+    with pytest.raises(ValueError, match="num_classes"):
+        CAST.from_preset("cast_base", load_weights=False)
+    with pytest.raises(ValueError, match="is a CA2ST preset"):
+        CAST.from_preset("ca2st_base", num_classes=3, load_weights=False)
+    with pytest.raises(ValueError, match="unknown expert"):
+        tiny_backbone(
+            ["spatial", "temporal"], pairs=[{"experts": ["spatial", "depth"]}]
+        )
+    with pytest.raises(ValueError, match="use 'global'"):
+        tiny_backbone(
+            ["spatial", "audio"],
+            pairs=[
+                {
+                    "experts": ["spatial", "audio"],
+                    "windows": {"audio_to_spatial": "time"},
+                }
+            ],
+        )
+    with pytest.raises(ValueError, match="blocks are 0..1"):
+        tiny_backbone(
+            ["spatial", "temporal"],
+            pairs=[{"experts": ["spatial", "temporal"], "layers": [5]}],
+        )
+    experts = tiny_experts(names=["spatial"])
+    experts["temporal"] = keras_ca2st.VideoMAEEncoder(
+        image_size=32,
+        num_frames=8,
+        hidden_dim=32,
+        num_layers=2,
+        num_heads=2,
+        intermediate_dim=64,
+    )
+    with pytest.raises(ValueError, match="num_frames, image_size"):
+        CA2STBackbone(experts=experts)
+    assert CAST.presets_list() == ["cast_base"]
+
+
+def test_cli_lists_presets_and_rejects_unknown_ones(capsys):
+    from keras_ca2st.cli.main import main
+
+    assert main(["presets"]) == 0
+    listed = capsys.readouterr().out
+    assert "cast_base" in listed and "ca2st_base" in listed and "cava_base" in listed
+    assert main(["info", "cast_tiny"]) == 2
+    assert "Registered presets" in capsys.readouterr().err

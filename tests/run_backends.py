@@ -1,0 +1,44 @@
+"""Run the test suite once per Keras backend (torch, jax, tensorflow).
+
+Usage: `python tests/run_backends.py [pytest args]`. Every backend runs, even
+after a failure; the exit status is non-zero if any run failed.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+BACKENDS = ("torch", "jax", "tensorflow")
+
+
+def main(argv):
+    totals = {"passed": 0, "failed": 0, "skipped": 0}
+    status = 0
+    for backend in BACKENDS:
+        print(f"=== KERAS_BACKEND={backend} ===", flush=True)
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *argv],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        print(result.stdout, flush=True)
+        summary = result.stdout.strip().splitlines()[-1] if result.stdout else ""
+        for count, word in re.findall(
+            r"(\d+) (passed|failed|skipped|errors?)", summary
+        ):
+            totals["failed" if word.startswith("error") else word] += int(count)
+        if result.returncode != 0:
+            status = 1
+    print(
+        f"total: {totals['passed']} passed, {totals['failed']} failed, "
+        f"{totals['skipped']} skipped"
+    )
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

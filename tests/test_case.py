@@ -1,0 +1,85 @@
+"""A small shared test base, in the spirit of keras-hub's `TestCase`.
+
+Every check here runs on whichever backend `KERAS_BACKEND` selects; the CI runs
+the suite once per backend.
+"""
+
+import os
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_ca2st import ASTEncoder, CLIPVisionEncoder, VideoMAEEncoder
+
+BACKEND = keras.config.backend()
+
+
+def to_numpy(x):
+    return keras.tree.map_structure(lambda t: np.asarray(ops.convert_to_numpy(t)), x)
+
+
+def tiny_experts(
+    frames=4, image_size=32, audio_frames=66, width=32, depth=2, heads=2, names=None
+):
+    """ViT experts small enough for CPU tests (2 blocks, width 32)."""
+    common = dict(
+        hidden_dim=width, num_layers=depth, num_heads=heads, intermediate_dim=2 * width
+    )
+    experts = {
+        "spatial": CLIPVisionEncoder(
+            image_size=image_size, patch_size=16, num_frames=frames, **common
+        ),
+        "temporal": VideoMAEEncoder(
+            image_size=image_size, patch_size=16, num_frames=frames, **common
+        ),
+        "audio": ASTEncoder(
+            num_time_frames=audio_frames,
+            frequency_bins=32,
+            position_grid=(2, 8),
+            **common,
+        ),
+    }
+    return {name: experts[name] for name in (names or experts)}
+
+
+def random_inputs(backbone, batch=2, seed=0):
+    """Random inputs for every (non-optional) input of a backbone."""
+    rng = np.random.default_rng(seed)
+    shapes = backbone.encoder.input_shapes()
+    return {
+        name: rng.standard_normal((batch, *shape)).astype("float32")
+        for name, shape in shapes.items()
+        if not name.endswith("_times")
+    }
+
+
+def assert_allclose(actual, expected, atol=1e-6, rtol=0.0):
+    keras.tree.map_structure(
+        lambda a, e: np.testing.assert_allclose(a, e, atol=atol, rtol=rtol),
+        to_numpy(actual),
+        to_numpy(expected),
+    )
+
+
+def run_layer_serialization_test(layer):
+    """`get_config` → `from_config` gives an equal config."""
+    config = layer.get_config()
+    revived = layer.__class__.from_config(config)
+    assert revived.get_config() == config
+    return revived
+
+
+def run_saved_model_test(model, inputs, path, atol=1e-6):
+    """A `.keras` round trip (safe mode) reproduces the outputs."""
+    expected = model.predict(inputs, verbose=0)
+    filepath = os.path.join(path, "model.keras")
+    model.save(filepath)
+    restored = keras.saving.load_model(filepath, safe_mode=True)
+    assert type(restored) is type(model)
+    assert_allclose(restored.predict(inputs, verbose=0), expected, atol=atol)
+    return restored
+
+
+def count_params(weights):
+    return sum(int(np.prod(w.shape)) for w in weights)
