@@ -11,7 +11,6 @@ from keras_ca2st.fusion import (
 )
 from keras_ca2st.fusion.windowed_attention import windowed_cross_attention
 from tests.test_case import (
-    assert_allclose,
     run_layer_serialization_test,
     tiny_experts,
     to_numpy,
@@ -43,8 +42,8 @@ def test_windowed_attention_matches_per_window_loop(window):
     expected = np.zeros_like(q)
     for i in range(b):
         if window in ("global", "space_time"):
-            flat = lambda x: x[i].reshape(-1, c)  # noqa: E731
-            expected[i] = _numpy_attention(flat(q), flat(k), flat(v), heads).reshape(
+            flat_q, flat_k, flat_v = (x[i].reshape(-1, c) for x in (q, k, v))
+            expected[i] = _numpy_attention(flat_q, flat_k, flat_v, heads).reshape(
                 q[i].shape
             )
         elif window == "space":
