@@ -172,6 +172,21 @@ class VideoClassifier(OptionalTimeInputs, Task):
             )
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
+    def get_compile_config(self):
+        """The compile settings, with the optimizer named backend-independently.
+
+        Keras records the backend's own optimizer module (e.g. the torch AdamW);
+        a model saved under one backend would then import that backend when
+        loaded under another.
+        """
+        config = super().get_compile_config()
+        optimizer = (config or {}).get("optimizer")
+        if isinstance(optimizer, dict) and optimizer.get("module", "").startswith(
+            "keras.src.backend."
+        ):
+            optimizer["module"] = "keras.optimizers"
+        return config
+
     def compile_from_config(self, config):
         """Restore the compile settings of a saved `.keras` model."""
         self.compile(**keras.saving.deserialize_keras_object(config))
