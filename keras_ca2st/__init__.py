@@ -5,8 +5,10 @@ from keras_ca2st.models import (
     CA2ST,
     CAST,
     CAVA,
+    LAVISH,
     CA2STBackbone,
     CrossExpertEncoder,
+    LAVISHBackbone,
     VideoClassifier,
 )
 
@@ -20,6 +22,8 @@ __all__ = [
     "CAVA",
     "CLIPVisionEncoder",
     "CrossExpertEncoder",
+    "LAVISH",
+    "LAVISHBackbone",
     "VideoClassifier",
     "VideoMAEEncoder",
 ]

@@ -8,6 +8,7 @@ from keras_ca2st.fusion.bottleneck_cross_attention import (
 )
 from keras_ca2st.fusion.drop_path import DropPath
 from keras_ca2st.fusion.exchange import CrossExpertExchange
+from keras_ca2st.fusion.lavish_adapter import GroupedDense, LAVISHAdapter
 from keras_ca2st.fusion.time_interval import TimeIntervalEmbedding
 from keras_ca2st.fusion.windowed_attention import windowed_cross_attention
 
@@ -17,6 +18,8 @@ __all__ = [
     "CrossExpertExchange",
     "DropPath",
     "ExpertProjection",
+    "GroupedDense",
+    "LAVISHAdapter",
     "LateralConnection",
     "TimeIntervalEmbedding",
     "windowed_cross_attention",

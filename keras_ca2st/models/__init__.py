@@ -8,3 +8,4 @@ from keras_ca2st.models.ca2st import (
     CrossExpertEncoder,
     VideoClassifier,
 )
+from keras_ca2st.models.lavish import LAVISH, LAVISHBackbone, LAVISHEncoder

@@ -1,0 +1,103 @@
+"""LAVISH backbone: one frozen ViT for frames and spectrogram, LAVISH adapters."""
+
+import keras
+from keras_hub.models import Backbone
+
+from keras_ca2st.models.lavish.lavish_encoder import LAVISHEncoder
+
+
+@keras.saving.register_keras_serializable(package="keras_ca2st")
+class LAVISHBackbone(Backbone):
+    """[LAVISH](https://arxiv.org/abs/2212.07983) as a Keras model.
+
+    Inputs: `"video"` `(batch, T, size, size, 3)` (one frame per time step,
+    ImageNet-normalised) and `"audio"` `(batch, L, 128)` normalised fbank, cut into
+    `T` segments. Outputs `{"visual": (batch, T, C), "audio": (batch, T, C)}`.
+    Only the adapters train (3,843,168 parameters on ViT-B with 2 latent tokens,
+    reduction 8, 2 groups and batch norms).
+
+    Args:
+        encoder: `CLIPVisionEncoder` or its config (`frame_offset=0`,
+            `frame_stride=1`, `num_frames=T`).
+        audio_frames, frequency_bins, num_latent_tokens, reduction, groups,
+        use_batch_norm: see `LAVISHEncoder`.
+        dtype: dtype policy.
+
+    Example:
+    ```python
+    backbone = LAVISHBackbone(
+        encoder=CLIPVisionEncoder(image_size=32, num_frames=2, frame_offset=0,
+            frame_stride=1, hidden_dim=64, num_layers=2, num_heads=4,
+            intermediate_dim=128),
+        audio_frames=64, frequency_bins=32)
+    features = backbone({"video": np.zeros((1, 2, 32, 32, 3), "float32"),
+                         "audio": np.zeros((1, 64, 32), "float32")})
+    ```
+    """
+
+    def __init__(
+        self,
+        encoder,
+        audio_frames,
+        frequency_bins=128,
+        num_latent_tokens=2,
+        reduction=8,
+        groups=2,
+        use_batch_norm=True,
+        dtype=None,
+        **kwargs,
+    ):
+        if dtype is not None and isinstance(encoder, keras.layers.Layer):
+            encoder = keras.layers.serialize(encoder)
+        if dtype is not None:
+            encoder = {
+                **encoder,
+                "config": {**encoder.get("config", {}), "dtype": dtype},
+            }
+        # === Layers ===
+        self.lavish_encoder = LAVISHEncoder(
+            encoder,
+            audio_frames,
+            frequency_bins=frequency_bins,
+            num_latent_tokens=num_latent_tokens,
+            reduction=reduction,
+            groups=groups,
+            use_batch_norm=use_batch_norm,
+            dtype=dtype,
+            name="lavish_encoder",
+        )
+
+        # === Functional Model ===
+        inputs = {
+            name: keras.Input(shape, name=name)
+            for name, shape in self.lavish_encoder.input_shapes().items()
+        }
+        outputs = self.lavish_encoder(inputs)
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
+        # `trainable=True` from a saved config would unfreeze the shared ViT.
+        self.lavish_encoder.freeze_backbone()
+
+        # === Config ===
+        self.audio_frames = audio_frames
+        self.frequency_bins = frequency_bins
+        self.num_latent_tokens = num_latent_tokens
+        self.reduction = reduction
+        self.groups = groups
+        self.use_batch_norm = use_batch_norm
+
+    @property
+    def hidden_dim(self):
+        return self.lavish_encoder.encoder.hidden_dim
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            encoder=keras.layers.serialize(self.lavish_encoder.encoder),
+            audio_frames=self.audio_frames,
+            frequency_bins=self.frequency_bins,
+            num_latent_tokens=self.num_latent_tokens,
+            reduction=self.reduction,
+            groups=self.groups,
+            use_batch_norm=self.use_batch_norm,
+        )
+        return config

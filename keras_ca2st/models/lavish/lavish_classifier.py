@@ -1,0 +1,123 @@
+"""LAVISH heads: clip classification and per-second event localisation."""
+
+import keras
+from keras_hub.models import Task
+
+from keras_ca2st.models.ca2st.ca2st_presets import available_presets, load_preset_spec
+from keras_ca2st.models.lavish.lavish_backbone import LAVISHBackbone
+
+HEADS = ("classification", "localization")
+
+
+@keras.saving.register_keras_serializable(package="keras_ca2st")
+class LAVISH(Task):
+    """LAVISH classifier: `concat(audio, visual) → Linear(2C, 512) → Linear(512, K)`.
+
+    `head="localization"` gives per-time-step logits `(batch, T, K)` (AVE: 10
+    one-second segments, 29 classes); `head="classification"` averages the
+    per-step features over time first and gives `(batch, K)`.
+
+    Args:
+        backbone: a `LAVISHBackbone`.
+        num_classes: int.
+        head: `"classification"` or `"localization"`.
+        hidden_units: int. Width of the head's hidden layer (512).
+        preprocessor: unused.
+
+    Example:
+    ```python
+    model = keras_ca2st.LAVISH.from_preset("lavish_clip_base", num_classes=29,
+                                           load_weights=False)
+    logits = model.predict({"video": frames, "audio": fbank})   # (batch, 10, 29)
+    ```
+    """
+
+    backbone_cls = LAVISHBackbone
+    preprocessor_cls = None
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        head="classification",
+        hidden_units=512,
+        preprocessor=None,
+        **kwargs,
+    ):
+        if head not in HEADS:
+            raise ValueError(f"Unknown head {head!r}; expected one of {HEADS}.")
+        dtype = backbone.dtype_policy
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.hidden = keras.layers.Dense(hidden_units, dtype=dtype, name="head_hidden")
+        self.head = keras.layers.Dense(num_classes, dtype=dtype, name="head")
+
+        # === Functional Model ===
+        inputs = backbone.input
+        features = backbone(inputs)
+        fused = keras.layers.Concatenate(axis=-1, dtype=dtype, name="concat")(
+            [features["audio"], features["visual"]]
+        )
+        if head == "classification":
+            fused = keras.layers.GlobalAveragePooling1D(dtype=dtype, name="time_mean")(
+                fused
+            )
+        outputs = self.head(self.hidden(fused))
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.num_classes = num_classes
+        self.head_kind = head
+        self.hidden_units = hidden_units
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        """Compile with AdamW and sparse cross-entropy on logits by default."""
+        if optimizer == "auto":
+            optimizer = keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=0.05)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if metrics == "auto":
+            metrics = ["sparse_categorical_accuracy"]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def compile_from_config(self, config):
+        """Restore the compile settings of a saved `.keras` model."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Build LAVISH from a registered preset (`lavish_clip_base`, ...).
+
+        `load_weights=False` builds the architecture with random weights and
+        downloads nothing. `num_classes` is required; `head` defaults to the
+        preset's head.
+        """
+        spec = load_preset_spec(preset)
+        if spec["model_class"] != "LAVISH":
+            raise ValueError(
+                f"Preset {preset!r} is a {spec['model_class']} preset; LAVISH presets: "
+                f"{', '.join(available_presets('LAVISH'))}."
+            )
+        if load_weights:
+            raise ValueError(
+                f"Pretrained weights for {preset!r} are not bundled with this "
+                "version; call from_preset(..., load_weights=False)."
+            )
+        if "num_classes" not in kwargs:
+            raise ValueError(f"from_preset({preset!r}) needs num_classes=....")
+        backbone_kwargs = {k: kwargs.pop(k) for k in ("dtype",) if k in kwargs}
+        backbone = LAVISHBackbone(**{**spec["backbone"], **backbone_kwargs})
+        kwargs.setdefault("head", spec.get("task", {}).get("head", "classification"))
+        return cls(backbone=backbone, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_classes=self.num_classes,
+            head=self.head_kind,
+            hidden_units=self.hidden_units,
+        )
+        return config
