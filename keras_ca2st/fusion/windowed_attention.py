@@ -84,5 +84,20 @@ def _attend(query, key, value, num_heads, head_dim):
 
 
 def fused_windowed_attention(query, key_value, window, num_heads):
-    """Dispatch point to fused kernels; `None` means "use the plain path"."""
-    return None
+    """Dispatch point to fused kernels; `None` means "use the plain path".
+
+    torch: the Triton kernels of `keras_ca2st.kernels` for the `"time"` and
+    `"space"` windows on CUDA tensors, `scaled_dot_product_attention` for
+    `"space_time"` and `"global"`; JAX: `jax.nn.dot_product_attention` (cuDNN on
+    GPUs where it applies); TensorFlow: none. `KERAS_CA2ST_FUSED_ATTENTION` or
+    `keras_ca2st.kernels.set_fused_attention` (`"auto"`, `"triton"`, `"off"`) can
+    force the Triton kernels on any device (on CPU under `TRITON_INTERPRET=1`) or
+    turn every fused path off. Backend imports happen inside the dispatch.
+    """
+    from keras import backend
+
+    from keras_ca2st.kernels import dispatch
+
+    return dispatch.fused_windowed_attention(
+        backend.backend(), query, key_value, window, num_heads
+    )
