@@ -317,7 +317,11 @@ def test_ablation_variants_build_and_run(variant):
         assert all(e is None for e in backbone.encoder.exchanges)
 
 
-def test_bad_configuration_errors():
+def test_bad_configuration_errors(monkeypatch, tmp_path):
+    # Pretrained weights: nothing cached and the Hub off limits.
+    monkeypatch.setenv("KERAS_CA2ST_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ValueError, match="Registered presets: ca2st_base, cast_base"):
         CAST.from_preset("cast_huge", num_classes=3, load_weights=False)
     with pytest.raises(ValueError, match="load_weights=False"):
@@ -356,7 +360,12 @@ def test_bad_configuration_errors():
     )
     with pytest.raises(ValueError, match="num_frames, image_size"):
         CA2STBackbone(experts=experts)
-    assert CAST.presets_list() == ["cast_base"]
+    assert CAST.presets_list() == [
+        "cast_base",
+        "cast_base_ek100",
+        "cast_base_k400",
+        "cast_base_ssv2",
+    ]
 
 
 def test_cli_lists_presets_and_rejects_unknown_ones(capsys):
@@ -367,3 +376,18 @@ def test_cli_lists_presets_and_rejects_unknown_ones(capsys):
     assert "cast_base" in listed and "ca2st_base" in listed and "cava_base" in listed
     assert main(["info", "cast_tiny"]) == 2
     assert "Registered presets" in capsys.readouterr().err
+
+
+def test_train_experts_unfreezes_and_survives_a_round_trip(tmp_path):
+    classifier = VideoClassifier(
+        tiny_backbone(["spatial", "temporal"], train_experts=True), num_classes=3
+    )
+    paths = {w.path for w in classifier.trainable_weights}
+    assert any("block_0/attention/query" in p for p in paths)
+    assert any("class_embedding" in p for p in paths)
+    restored = run_saved_model_test(
+        classifier, random_inputs(classifier.backbone), str(tmp_path)
+    )
+    assert count_params(restored.trainable_weights) == count_params(
+        classifier.trainable_weights
+    )

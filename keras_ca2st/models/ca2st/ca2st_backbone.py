@@ -51,7 +51,8 @@ class CA2STBackbone(OptionalTimeInputs, Backbone):
         experts: dict name → expert layer or config (`"spatial"`, `"temporal"`,
             `"audio"` by convention).
         pairs, bottleneck_ratio, adapter_ratio, fusion, cross_attention_placement,
-        cross_attention_heads, drop_path_rate: see `CrossExpertEncoder`.
+        cross_attention_heads, drop_path_rate, train_experts: see
+            `CrossExpertEncoder`.
         dtype: dtype policy of the whole model.
 
     Example:
@@ -80,6 +81,7 @@ class CA2STBackbone(OptionalTimeInputs, Backbone):
         cross_attention_placement="after_adapter",
         cross_attention_heads=12,
         drop_path_rate=0.0,
+        train_experts=False,
         dtype=None,
         **kwargs,
     ):
@@ -96,6 +98,7 @@ class CA2STBackbone(OptionalTimeInputs, Backbone):
             cross_attention_placement=cross_attention_placement,
             cross_attention_heads=cross_attention_heads,
             drop_path_rate=drop_path_rate,
+            train_experts=train_experts,
             dtype=dtype,
             name="cross_expert_encoder",
         )
@@ -119,6 +122,7 @@ class CA2STBackbone(OptionalTimeInputs, Backbone):
         self.cross_attention_placement = cross_attention_placement
         self.cross_attention_heads = cross_attention_heads
         self.drop_path_rate = drop_path_rate
+        self.train_experts = train_experts
 
     @property
     def expert_names(self):
@@ -141,6 +145,7 @@ class CA2STBackbone(OptionalTimeInputs, Backbone):
             cross_attention_placement=self.cross_attention_placement,
             cross_attention_heads=self.cross_attention_heads,
             drop_path_rate=self.drop_path_rate,
+            train_experts=self.train_experts,
         )
         return config
 

@@ -129,6 +129,8 @@ class CrossExpertEncoder(keras.layers.Layer):
         cross_attention_placement: `"after_adapter"` or `"before_adapter"`.
         cross_attention_heads: int. B-CA heads (12).
         drop_path_rate: float. Largest drop-path rate, reached in the last block.
+        train_experts: bool. Train the experts too (`False`: frozen, as in the
+            papers; `True` for experts trained from scratch, e.g. `ca2st demo`).
 
     Call arguments:
         inputs: dict with `"video"` and/or `"audio"`, and optionally
@@ -147,9 +149,11 @@ class CrossExpertEncoder(keras.layers.Layer):
         cross_attention_placement="after_adapter",
         cross_attention_heads=12,
         drop_path_rate=0.0,
+        train_experts=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.train_experts = train_experts
         if fusion not in FUSIONS:
             raise ValueError(f"Unknown fusion {fusion!r}; expected one of {FUSIONS}.")
         if cross_attention_placement not in PLACEMENTS:
@@ -295,6 +299,8 @@ class CrossExpertEncoder(keras.layers.Layer):
 
     def freeze_experts(self):
         """Freeze the pretrained expert weights; only their final norms train."""
+        if self.train_experts:
+            return
         for expert in self.experts.values():
             expert.freeze_pretrained()
 
@@ -371,6 +377,7 @@ class CrossExpertEncoder(keras.layers.Layer):
             cross_attention_placement=self.cross_attention_placement,
             cross_attention_heads=self.cross_attention_heads,
             drop_path_rate=self.drop_path_rate,
+            train_experts=self.train_experts,
         )
         return config
 

@@ -20,7 +20,7 @@ class LAVISHBackbone(Backbone):
         encoder: `CLIPVisionEncoder` or its config (`frame_offset=0`,
             `frame_stride=1`, `num_frames=T`).
         audio_frames, frequency_bins, num_latent_tokens, reduction, groups,
-        use_batch_norm: see `LAVISHEncoder`.
+        use_batch_norm, train_experts: see `LAVISHEncoder`.
         dtype: dtype policy.
 
     Example:
@@ -44,6 +44,7 @@ class LAVISHBackbone(Backbone):
         reduction=8,
         groups=2,
         use_batch_norm=True,
+        train_experts=False,
         dtype=None,
         **kwargs,
     ):
@@ -63,6 +64,7 @@ class LAVISHBackbone(Backbone):
             reduction=reduction,
             groups=groups,
             use_batch_norm=use_batch_norm,
+            train_experts=train_experts,
             dtype=dtype,
             name="lavish_encoder",
         )
@@ -84,6 +86,7 @@ class LAVISHBackbone(Backbone):
         self.reduction = reduction
         self.groups = groups
         self.use_batch_norm = use_batch_norm
+        self.train_experts = train_experts
 
     @property
     def hidden_dim(self):
@@ -99,5 +102,6 @@ class LAVISHBackbone(Backbone):
             reduction=self.reduction,
             groups=self.groups,
             use_batch_norm=self.use_batch_norm,
+            train_experts=self.train_experts,
         )
         return config

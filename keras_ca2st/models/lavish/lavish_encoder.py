@@ -38,6 +38,8 @@ class LAVISHEncoder(keras.layers.Layer):
             `num_segments`.
         frequency_bins: int. Mel bins.
         num_latent_tokens, reduction, groups, use_batch_norm: see `LAVISHAdapter`.
+        train_experts: bool. Train the shared ViT too (`False`: frozen, as in the
+            paper; `True` for a ViT trained from scratch, e.g. `ca2st demo`).
 
     Call arguments:
         inputs: dict with `"video"` `(B, T, H, W, 3)` and `"audio"` `(B, L, F)`.
@@ -55,9 +57,11 @@ class LAVISHEncoder(keras.layers.Layer):
         reduction=8,
         groups=2,
         use_batch_norm=True,
+        train_experts=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.train_experts = train_experts
         encoder = deserialize_expert(encoder)
         if not isinstance(encoder, CLIPVisionEncoder):
             raise ValueError(
@@ -130,6 +134,8 @@ class LAVISHEncoder(keras.layers.Layer):
 
     def freeze_backbone(self):
         """The shared ViT is frozen whole, its final norm included."""
+        if self.train_experts:
+            return
         self.encoder.freeze_pretrained()
         self.encoder.post_layernorm.trainable = False
 
@@ -197,5 +203,6 @@ class LAVISHEncoder(keras.layers.Layer):
             reduction=self.reduction,
             groups=self.groups,
             use_batch_norm=self.use_batch_norm,
+            train_experts=self.train_experts,
         )
         return config
