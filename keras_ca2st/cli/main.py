@@ -1,9 +1,17 @@
 """`ca2st`: command-line entry point.
 
 Commands:
-    ca2st presets            list the registered presets
+    ca2st presets            list the registered presets and whether their
+                             converted weights are cached
     ca2st info PRESET        build a preset (random weights, no download), print
                              its parameter counts and run one random clip
+    ca2st demo               train tiny models of every kind on a synthetic
+                             audio-visual set and print their accuracy table
+    ca2st convert preset NAME [--spatial SRC] [--temporal SRC] [--audio SRC]
+                             convert a preset's experts from local checkpoint
+                             files or hub ids into the preset cache (or --output)
+    ca2st convert official-cast CHECKPOINT [OUTPUT_DIR] [--preset NAME]
+                             convert an authors' fine-tuned CAST checkpoint
 """
 
 import argparse
@@ -12,6 +20,7 @@ import time
 
 
 def _presets(args):
+    from keras_ca2st.conversion.preset_store import cache_root, preset_status
     from keras_ca2st.models.ca2st.ca2st_presets import (
         available_presets,
         load_preset_spec,
@@ -19,7 +28,65 @@ def _presets(args):
 
     for name in available_presets():
         spec = load_preset_spec(name)
-        print(f"{name:<14} {spec['model_class']:<6} {spec['description']}")
+        # Converted weights are served for the B-CA models (CAST, CAVA, CA2ST).
+        served = spec["model_class"] in ("CAST", "CAVA", "CA2ST")
+        status = f"[{preset_status(name) if served else 'n/a'}]"
+        print(f"{name:<20} {spec['model_class']:<6} {status:<13} {spec['description']}")
+    print(f"converted-preset cache: {cache_root()}")
+    return 0
+
+
+def _convert_preset(args):
+    from keras_ca2st.conversion import ConversionError, build_preset
+
+    sources = {
+        name: value
+        for name, value in (
+            ("spatial", args.spatial),
+            ("temporal", args.temporal),
+            ("audio", args.audio),
+        )
+        if value is not None
+    }
+    try:
+        directory = build_preset(
+            args.name,
+            sources=sources,
+            output_dir=args.output,
+            allow_torchscript=args.trust_torchscript,
+        )
+    except ValueError as error:  # ConversionError and unknown preset names
+        kind = "ca2st convert" if isinstance(error, ConversionError) else "ca2st"
+        print(f"{kind}: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote preset {args.name!r} to {directory}")
+    return 0
+
+
+def _convert_official_cast(args):
+    from keras_ca2st.conversion import convert_official_cast
+    from keras_ca2st.conversion.presets import convert_official_cast_preset
+
+    if args.output_dir is None and args.preset is None:
+        print(
+            "ca2st convert official-cast: give OUTPUT_DIR, --preset NAME, or both.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        if args.preset is not None:
+            directory = convert_official_cast_preset(
+                args.checkpoint, args.preset, output_dir=args.output_dir
+            )
+        else:
+            convert_official_cast(
+                args.checkpoint, output_dir=args.output_dir, num_heads=args.num_heads
+            )
+            directory = args.output_dir
+    except ValueError as error:
+        print(f"ca2st convert official-cast: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote CAST preset to {directory}")
     return 0
 
 
@@ -63,6 +130,32 @@ def _info(args):
     return 0
 
 
+def _demo(args):
+    from keras_ca2st.cli.demo import DEMO_MODELS, run_demo
+
+    models = args.models.split(",") if args.models else None
+    unknown = sorted(set(models or []) - set(DEMO_MODELS))
+    if unknown:
+        print(
+            f"ca2st demo: unknown model(s) {unknown}; choose from "
+            f"{', '.join(DEMO_MODELS)}.",
+            file=sys.stderr,
+        )
+        return 2
+    run_demo(
+        args.output_dir,
+        num_train=args.num_train,
+        num_val=args.num_val,
+        epochs=args.epochs,
+        seed=args.seed,
+        models=models,
+    )
+    print(
+        f"results: {args.output_dir}/demo_results.json, plot: {args.output_dir}/demo.png"
+    )
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="ca2st",
@@ -81,7 +174,88 @@ def build_parser():
         "--run", action="store_true", help="also classify one random clip"
     )
     info.set_defaults(handler=_info)
+    demo = commands.add_parser(
+        "demo",
+        help="train tiny single-expert, CAST, CAVA, CA²ST and LAVISH models on a "
+        "synthetic audio-visual set (CPU, no download) and compare them",
+    )
+    demo.add_argument("--output-dir", default="ca2st_demo")
+    demo.add_argument("--num-train", type=int, default=96)
+    demo.add_argument("--num-val", type=int, default=48)
+    demo.add_argument("--epochs", type=int, default=24)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument(
+        "--models", default="", help="comma-separated subset, e.g. 'CA²ST,CAST'"
+    )
+    demo.set_defaults(handler=_demo)
+    _add_convert_parser(commands)
     return parser
+
+
+SOURCE_HELP = (
+    "checkpoint file (.safetensors, .bin, .pth, .pt), save_pretrained directory, "
+    "or Hugging Face repo id org/name[@revision]; default: the preset's source"
+)
+
+
+def _add_convert_parser(commands):
+    convert = commands.add_parser(
+        "convert",
+        help="convert pretrained checkpoints into keras_ca2st presets",
+        description="Convert checkpoints into keras-hub preset directories. "
+        "Checkpoints are read with torch.load(weights_only=True) or as "
+        "safetensors; no code stored in them runs, except for TorchScript "
+        "archives, which are only opened with --trust-torchscript.",
+    )
+    kinds = convert.add_subparsers(dest="kind", required=True)
+    preset = kinds.add_parser(
+        "preset",
+        help="a registered expert preset (cast_base, cava_base, ca2st_base)",
+        description="Convert the experts of a registered preset. Without --output "
+        "the preset goes to the converted-preset cache ($KERAS_CA2ST_CACHE, else "
+        "~/.cache/keras_ca2st), where from_preset(NAME) finds it. Experts without "
+        "a source argument use the preset's Hugging Face source (downloaded, or "
+        "from the HF cache; HF_HOME and HF_HUB_OFFLINE apply).",
+    )
+    preset.add_argument("name", help="registered preset, e.g. ca2st_base")
+    preset.add_argument("--spatial", metavar="SRC", help="CLIP: " + SOURCE_HELP)
+    preset.add_argument("--temporal", metavar="SRC", help="VideoMAE: " + SOURCE_HELP)
+    preset.add_argument("--audio", metavar="SRC", help="AST: " + SOURCE_HELP)
+    preset.add_argument(
+        "--output", metavar="DIR", help="write here instead of the preset cache"
+    )
+    preset.add_argument(
+        "--trust-torchscript",
+        action="store_true",
+        help="allow TorchScript archives such as OpenAI's ViT-B-16.pt. Opening one "
+        "RUNS THE CODE STORED IN IT: use only files from a source you trust.",
+    )
+    preset.set_defaults(handler=_convert_preset)
+    official = kinds.add_parser(
+        "official-cast",
+        help="an authors' fine-tuned CAST checkpoint (K400, SSV2, EK100)",
+        description="Convert a fine-tuned CAST checkpoint of KHU-VLL/CAST (state "
+        "dict under 'module' or 'model'; EK100 head_noun/head_verb give the "
+        "two-head model) into a preset that keras_ca2st.CAST.from_preset loads.",
+    )
+    official.add_argument("checkpoint", help="the .pth / .pt checkpoint")
+    official.add_argument(
+        "output_dir",
+        nargs="?",
+        help="preset directory to write (default with --preset: the preset cache)",
+    )
+    official.add_argument(
+        "--preset",
+        help="registered fine-tuned preset it is (cast_base_k400, cast_base_ssv2, "
+        "cast_base_ek100): its architecture is used and, without OUTPUT_DIR, the "
+        "result is cached so that CAST.from_preset(NAME) loads it",
+    )
+    official.add_argument(
+        "--num-heads",
+        type=int,
+        help="attention heads when no --preset is given (default: width / 64)",
+    )
+    official.set_defaults(handler=_convert_official_cast)
 
 
 def main(argv=None):
