@@ -224,6 +224,11 @@ class VideoClassifier(OptionalTimeInputs, Task):
         if isinstance(preset, (str, os.PathLike)) and os.path.isdir(preset):
             return cls._from_preset_dir(os.fspath(preset), load_weights, **kwargs)
         spec = load_preset_spec(preset)
+        if spec["model_class"] not in MODEL_CLASSES:
+            raise ValueError(
+                f"Preset {preset!r} is a {spec['model_class']} preset; load it with "
+                f"keras_ca2st.{spec['model_class']}.from_preset."
+            )
         if cls is not VideoClassifier and spec["model_class"] != cls.__name__:
             raise ValueError(
                 f"Preset {preset!r} is a {spec['model_class']} preset; "
@@ -255,11 +260,17 @@ class VideoClassifier(OptionalTimeInputs, Task):
                 f"{fixed} change the shapes of pretrained weights; only dtype and "
                 "drop_path_rate can be overridden with load_weights=True."
             )
-        directory = pretrained_preset_dir(preset, spec)
         if weights_kind(spec) == "fine_tuned":
+            if "drop_path_rate" in backbone_overrides:
+                raise ValueError(
+                    f"The fine-tuned preset {preset!r} keeps its drop_path_rate; "
+                    "only dtype can be overridden."
+                )
+            directory = pretrained_preset_dir(preset, spec)
             return model_cls._load_preset_dir(
                 directory, True, **backbone_overrides, **kwargs
             )
+        directory = pretrained_preset_dir(preset, spec)
         backbone = CA2STBackbone.from_preset(directory, **backbone_overrides)
         return model_cls(backbone=backbone, **{**task, **kwargs})
 

@@ -1,0 +1,16 @@
+"""Errors raised while reading, converting and caching pretrained weights."""
+
+
+class ConversionError(ValueError):
+    """A checkpoint cannot be read or does not fit the model it is loaded into.
+
+    The message names the file, the key and, for shape mismatches, both shapes.
+    """
+
+
+class PresetWeightsUnavailableError(ConversionError):
+    """A preset's weights are neither cached nor obtainable (e.g. offline).
+
+    The message lists the missing sources and the `ca2st convert` command that
+    builds the preset from local files.
+    """

@@ -1,0 +1,326 @@
+"""`from_preset` with pretrained weights: resolve, convert once, cache, verify.
+
+The test preset's sources are tiny transformers models stored in a real Hugging
+Face hub cache (the layout `hf_hub_download` writes) under a temporary
+`HF_HOME`, with `HF_HUB_OFFLINE=1`; converted presets go to a temporary
+`KERAS_CA2ST_CACHE`.
+"""
+
+import logging
+import os
+
+import keras_hub
+import numpy as np
+import pytest
+import torch
+
+from keras_ca2st import CA2ST, CAST, CA2STBackbone, VideoClassifier
+from keras_ca2st.cli.main import main
+from keras_ca2st.conversion import (
+    PresetWeightsUnavailableError,
+    cached_preset_dir,
+)
+from keras_ca2st.models.ca2st.ca2st_presets import (
+    available_presets,
+    register_preset,
+    unregister_preset,
+)
+from tests.conversion import helpers as h
+from tests.test_case import BACKEND, to_numpy
+
+PRESET = "ca2st_tiny_test"
+TOLERANCE = 1e-4
+EPS = 1e-6  # the tiny VideoMAE / AST configs use the original models' epsilon
+
+
+def tiny_spec():
+    common = dict(
+        hidden_dim=h.WIDTH,
+        num_layers=h.DEPTH,
+        num_heads=h.HEADS,
+        intermediate_dim=h.MLP,
+    )
+    video = dict(image_size=h.IMAGE, patch_size=16, num_frames=h.FRAMES)
+    experts = {
+        "spatial": {
+            "class_name": "CLIPVisionEncoder",
+            "config": {**common, **video, "frame_offset": 1, "frame_stride": 2},
+        },
+        "temporal": {
+            "class_name": "VideoMAEEncoder",
+            "config": {**common, **video, "tubelet_size": 2, "layer_norm_epsilon": EPS},
+        },
+        "audio": {
+            "class_name": "ASTEncoder",
+            "config": {
+                **common,
+                "num_time_frames": h.AUDIO_FRAMES,
+                "frequency_bins": h.MEL_BINS,
+                "position_grid": [2, 8],
+                "layer_norm_epsilon": EPS,
+            },
+        },
+    }
+
+    def source(repo):
+        return {"repo_id": repo, "revision": "main", "files": ["model.safetensors"]}
+
+    return {
+        "model_class": "CA2ST",
+        "description": "tiny CA2ST for the preset tests",
+        "backbone": {
+            "experts": experts,
+            "pairs": [
+                {"experts": ["spatial", "temporal"]},
+                {"experts": ["spatial", "audio"], "layers": [1]},
+                {"experts": ["temporal", "audio"], "layers": [1]},
+            ],
+            "cross_attention_heads": 2,
+        },
+        "weights": {
+            "kind": "experts",
+            "sources": {
+                "spatial": source("tiny-org/clip"),
+                "temporal": source("tiny-org/videomae"),
+                "audio": source("tiny-org/ast"),
+            },
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    """Tiny HF models in a hub cache, plus their official-layout files."""
+    root = tmp_path_factory.mktemp("hub")
+    models = {
+        "clip": h.tiny_clip_vision(seed=20),
+        "videomae": h.tiny_videomae("classification", seed=21, eps=EPS),
+        "ast": h.tiny_ast(seed=22, eps=EPS),
+    }
+    hub_dir = root / "hf_home" / "hub"
+    for name, model in models.items():
+        model.save_pretrained(root / name)
+        h.put_in_hf_cache(str(hub_dir), f"tiny-org/{name}", str(root / name))
+    official = root / "official"
+    official.mkdir()
+    torch.save(
+        h.openai_clip_state_dict(h.state_dict(models["clip"]), dtype=torch.float32),
+        official / "clip.pth",
+    )
+    torch.save(
+        {"model": h.official_videomae_state_dict(h.state_dict(models["videomae"]))},
+        official / "videomae.pth",
+    )
+    saved = h.saved_state_dict(models["ast"], root / "ast_saved")
+    torch.save(h.official_ast_state_dict(saved), official / "ast.pth")
+    return {"root": root, "hf_home": root / "hf_home", "models": models}
+
+
+@pytest.fixture
+def preset_env(hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(hub["hf_home"]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("KERAS_CA2ST_CACHE", str(tmp_path / "cache"))
+    register_preset(PRESET, tiny_spec())
+    yield hub
+    unregister_preset(PRESET)
+
+
+def reference_features(models, inputs):
+    """Pooled features of the three HF models (what the backbone gives at init,
+    when every adapter and B-CA up-projection is still zero)."""
+    video = inputs["video"]
+    with torch.no_grad():
+        clip = models["clip"]
+        frames = h.channels_first(video[:, 1::2]).reshape(-1, 3, h.IMAGE, h.IMAGE)
+        cls = clip(pixel_values=frames).last_hidden_state[:, 0]
+        spatial = clip.post_layernorm(cls.reshape(len(video), -1, h.WIDTH).mean(1))
+        videomae = models["videomae"]
+        tokens = videomae.videomae(pixel_values=h.channels_first(video))
+        temporal = videomae.fc_norm(tokens.last_hidden_state.mean(1))
+        ast = models["ast"].audio_spectrogram_transformer
+        audio = ast(torch.from_numpy(inputs["audio"])).pooler_output
+    return {"spatial": spatial, "temporal": temporal, "audio": audio}
+
+
+def random_inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "video": h.video_batch(rng),
+        "audio": rng.standard_normal((2, h.AUDIO_FRAMES, h.MEL_BINS)).astype("float32"),
+    }
+
+
+def feature_errors(model, models, inputs):
+    features = to_numpy(model.backbone(inputs))
+    expected = reference_features(models, inputs)
+    return {name: h.max_error(features[name], expected[name]) for name in expected}
+
+
+def converted(caplog):
+    return [r for r in caplog.records if "Converting the weights" in r.getMessage()]
+
+
+def test_hf_cache_layout_is_the_one_huggingface_hub_reads(preset_env):
+    from huggingface_hub import scan_cache_dir
+
+    info = scan_cache_dir(str(preset_env["hf_home"] / "hub"))
+    repos = {repo.repo_id: repo for repo in info.repos}
+    assert set(repos) == {"tiny-org/clip", "tiny-org/videomae", "tiny-org/ast"}
+    for repo in repos.values():
+        (revision,) = repo.revisions
+        assert "main" in revision.refs
+        assert {f.file_name for f in revision.files} == {
+            "config.json",
+            "model.safetensors",
+        }
+    assert not info.warnings
+
+
+def test_from_preset_resolves_converts_caches_and_verifies(preset_env, caplog):
+    caplog.set_level(logging.WARNING, logger="keras_ca2st.conversion")
+    models = preset_env["models"]
+    inputs = random_inputs()
+
+    # 1. Cache miss: sources come from the offline HF cache, converted once.
+    model = CA2ST.from_preset(PRESET, num_classes=3)
+    assert len(converted(caplog)) == 1
+    errors = feature_errors(model, models, inputs)
+    print(
+        f"\nPARITY backend={BACKEND} from_preset/first_call "
+        + " ".join(f"{k}={v:.2e}" for k, v in errors.items())
+    )
+    assert max(errors.values()) <= TOLERANCE
+    assert model.predict(inputs, verbose=0).shape == (2, 3)
+    directory = cached_preset_dir(PRESET)
+    weights = os.path.join(directory, "model.weights.h5")
+    stamp = os.stat(weights).st_mtime_ns
+
+    # 2. Cache hit: no conversion even with the HF cache gone.
+    hidden = preset_env["root"] / "hf_home_hidden"
+    os.rename(preset_env["hf_home"], hidden)
+    try:
+        again = VideoClassifier.from_preset(PRESET, num_classes=3, drop_path_rate=0.1)
+        assert type(again) is CA2ST and again.backbone.drop_path_rate == 0.1
+        assert len(converted(caplog)) == 1
+        assert os.stat(weights).st_mtime_ns == stamp
+        errors = feature_errors(again, models, inputs)
+        assert max(errors.values()) <= TOLERANCE
+        # keras-hub's own loader reads the cached preset too.
+        backbone = keras_hub.models.Backbone.from_preset(directory)
+        assert isinstance(backbone, CA2STBackbone)
+        # The cached preset holds a backbone: heads need num_classes.
+        with pytest.raises(ValueError, match="pass num_classes"):
+            CA2ST.from_preset(directory)
+
+        # 3. A corrupted cache entry without sources: one clear error.
+        with open(weights, "r+b") as file:
+            file.seek(os.path.getsize(weights) // 2)
+            file.write(b"\x00corrupt\x00")
+        with pytest.raises(PresetWeightsUnavailableError) as error:
+            CA2ST.from_preset(PRESET, num_classes=3)
+        assert "does not match its recorded sha256" in str(error.value)
+    finally:
+        os.rename(hidden, preset_env["hf_home"])
+
+    # 4. With the sources back, the corrupted entry is rebuilt.
+    rebuilt = CA2ST.from_preset(PRESET, num_classes=3)
+    assert len(converted(caplog)) == 2
+    assert any("Rebuilding" in r.getMessage() for r in caplog.records)
+    assert max(feature_errors(rebuilt, models, inputs).values()) <= TOLERANCE
+
+
+def test_offline_without_cache_names_the_sources_and_the_command(
+    preset_env, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_hf_home"))
+    with pytest.raises(PresetWeightsUnavailableError) as error:
+        CA2ST.from_preset(PRESET, num_classes=3)
+    message = str(error.value)
+    for repo in ("tiny-org/clip", "tiny-org/videomae", "tiny-org/ast"):
+        assert repo in message
+    assert "HF_HUB_OFFLINE" in message
+    assert (
+        f"ca2st convert preset {PRESET} --spatial PATH --temporal PATH --audio PATH"
+        in message
+    )
+    assert "load_weights=False" in message
+    assert not os.path.exists(cached_preset_dir(PRESET))
+
+
+def test_cli_converts_local_official_files_into_the_cache(
+    preset_env, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_hf_home"))
+    official = preset_env["root"] / "official"
+    code = main(
+        [
+            "convert",
+            "preset",
+            PRESET,
+            "--spatial",
+            str(official / "clip.pth"),
+            "--temporal",
+            str(official / "videomae.pth"),
+            "--audio",
+            str(official / "ast.pth"),
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert main(["presets"]) == 0
+    listing = capsys.readouterr().out
+    assert any(PRESET in line and "[cached]" in line for line in listing.splitlines())
+    model = CA2ST.from_preset(PRESET, num_classes=3)  # no HF cache needed
+    errors = feature_errors(model, preset_env["models"], random_inputs(1))
+    print(
+        f"\nPARITY backend={BACKEND} from_preset/official_files "
+        + " ".join(f"{k}={v:.2e}" for k, v in errors.items())
+    )
+    assert max(errors.values()) <= TOLERANCE
+
+
+def test_preset_name_errors(preset_env, capsys):
+    with pytest.raises(ValueError, match="Registered presets: .*cast_base_k400"):
+        CAST.from_preset("cast_huge", num_classes=3)
+    with pytest.raises(ValueError, match="only dtype and drop_path_rate"):
+        CA2ST.from_preset(PRESET, num_classes=3, bottleneck_ratio=0.25)
+    assert main(["convert", "preset", "no_such_preset"]) == 2
+    assert "Registered presets" in capsys.readouterr().err
+    assert main(["convert", "preset", PRESET, "--spatial", "not a path"]) == 2
+    assert "neither an existing checkpoint" in capsys.readouterr().err
+    if "lavish_clip_base" in available_presets():  # not a B-CA model
+        with pytest.raises(ValueError, match="LAVISH preset"):
+            VideoClassifier.from_preset("lavish_clip_base", num_classes=3)
+        assert main(["convert", "preset", "lavish_clip_base"]) == 2
+        assert "converted weights are available for" in capsys.readouterr().err
+    # A fine-tuned preset does not build from expert sources.
+    assert main(["convert", "preset", "cast_base_k400"]) == 2
+    assert "official-cast" in capsys.readouterr().err
+
+
+def test_registered_presets_record_sources_and_preprocessing():
+    from keras_ca2st.models.ca2st.ca2st_presets import load_preset_spec
+
+    for name in ("cast_base", "cava_base", "ca2st_base"):
+        spec = load_preset_spec(name)
+        assert spec["weights"]["kind"] == "experts"
+        for expert, source in spec["weights"]["sources"].items():
+            assert expert in spec["backbone"]["experts"]
+            assert source["repo_id"] and source["revision"] and source["files"]
+            assert source["official"]["url"].startswith("https://")
+        assert spec["preprocessing"]["video"]["mean"] == [0.485, 0.456, 0.406]
+    assert load_preset_spec("ca2st_base")["preprocessing"]["audio"]["target_length"]
+    for name, classes in (
+        ("cast_base_k400", 400),
+        ("cast_base_ssv2", 174),
+        ("cast_base_ek100", {"verb": 97, "noun": 300}),
+    ):
+        spec = load_preset_spec(name)
+        assert spec["weights"]["kind"] == "fine_tuned"
+        assert spec["task"]["num_classes"] == classes
+        assert spec["weights"]["sources"]["checkpoint"]["url"].startswith("https://")
+        assert (
+            spec["backbone"]["experts"]
+            == load_preset_spec("cast_base")["backbone"]["experts"]
+        )
