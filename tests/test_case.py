@@ -46,7 +46,7 @@ def tiny_experts(
 def random_inputs(backbone, batch=2, seed=0):
     """Random inputs for every (non-optional) input of a backbone."""
     rng = np.random.default_rng(seed)
-    shapes = backbone.encoder.input_shapes()
+    shapes = backbone.input_shapes()
     return {
         name: rng.standard_normal((batch, *shape)).astype("float32")
         for name, shape in shapes.items()

@@ -96,6 +96,7 @@ def _info(args):
 
     from keras_ca2st.models.ca2st.ca2st_presets import load_preset_spec
     from keras_ca2st.models.ca2st.ca2st_video_classifier import MODEL_CLASSES
+    from keras_ca2st.models.lavish import LAVISH
 
     try:
         spec = load_preset_spec(args.preset)
@@ -103,7 +104,8 @@ def _info(args):
         print(f"ca2st info: {error}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    model = MODEL_CLASSES[spec["model_class"]].from_preset(
+    model_classes = {**MODEL_CLASSES, "LAVISH": LAVISH}
+    model = model_classes[spec["model_class"]].from_preset(
         args.preset, num_classes=args.num_classes, load_weights=False
     )
     built = time.perf_counter() - start
@@ -114,7 +116,7 @@ def _info(args):
     print(f"  parameters: {total:,} total, {trainable:,} trainable")
     print(f"  built in {built:.1f}s (random weights; nothing downloaded)")
     if args.run:
-        shapes = model.backbone.encoder.input_shapes()
+        shapes = model.backbone.input_shapes()
         rng = np.random.default_rng(0)
         inputs = {
             name: rng.standard_normal((1, *shape)).astype("float32")

@@ -177,3 +177,11 @@ def test_lavish_bad_configurations():
         LAVISH.from_preset("cast_base", num_classes=3, load_weights=False)
     with pytest.raises(ValueError, match="not bundled"):
         LAVISH.from_preset("lavish_clip_base", num_classes=3)
+
+
+def test_cli_info_builds_lavish(capsys):
+    from keras_ca2st.cli.main import main
+
+    assert main(["info", "lavish_clip_base", "--num-classes", "29"]) == 0
+    printed = capsys.readouterr().out
+    assert "4,644,989 trainable" in printed

@@ -124,6 +124,10 @@ class CA2STBackbone(OptionalTimeInputs, Backbone):
         self.drop_path_rate = drop_path_rate
         self.train_experts = train_experts
 
+    def input_shapes(self):
+        """Dict input name → per-sample shape."""
+        return self.encoder.input_shapes()
+
     @property
     def expert_names(self):
         return list(self.encoder.experts)

@@ -88,6 +88,15 @@ class LAVISHBackbone(Backbone):
         self.use_batch_norm = use_batch_norm
         self.train_experts = train_experts
 
+    def input_shapes(self):
+        """Dict input name → per-sample shape."""
+        return self.lavish_encoder.input_shapes()
+
+    @property
+    def expert_names(self):
+        """One ViT shared by frames and spectrogram."""
+        return ["shared"]
+
     @property
     def hidden_dim(self):
         return self.lavish_encoder.encoder.hidden_dim
