@@ -391,3 +391,19 @@ def test_train_experts_unfreezes_and_survives_a_round_trip(tmp_path):
     assert count_params(restored.trainable_weights) == count_params(
         classifier.trainable_weights
     )
+
+
+def test_fit_trains_with_drop_path_and_dropout_active():
+    classifier = VideoClassifier(
+        tiny_backbone(["spatial", "temporal"], drop_path_rate=0.5),
+        num_classes=3,
+        head_dropout=0.5,
+    )
+    assert classifier._call_has_training_arg
+    assert classifier.backbone._call_has_training_arg
+    randomize(classifier)
+    inputs = random_inputs(classifier.backbone, batch=4)
+    first = to_numpy(classifier(inputs, training=True))
+    second = to_numpy(classifier(inputs, training=True))
+    assert not np.allclose(first, second)  # stochastic in training
+    assert_allclose(classifier(inputs), classifier(inputs), atol=0)

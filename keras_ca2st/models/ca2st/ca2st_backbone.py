@@ -23,8 +23,12 @@ class OptionalTimeInputs:
             with_optional_inputs(inputs, self.input), *args, **kwargs
         )
 
-    def call(self, inputs, *args, **kwargs):
-        return super().call(with_optional_inputs(inputs, self.input), *args, **kwargs)
+    # `training` is named so that Keras sees the model takes it and `fit` passes
+    # `training=True` (drop path, dropout).
+    def call(self, inputs, training=None, mask=None):
+        return super().call(
+            with_optional_inputs(inputs, self.input), training=training, mask=mask
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")

@@ -14,12 +14,13 @@ from keras_ca2st.models.ca2st.ca2st_presets import (
     available_presets,
     load_preset_spec,
 )
+from keras_ca2st.models.portable_compile import PortableCompileConfig
 
 EK100_HEAD_SOURCES = {"noun": "spatial", "verb": "temporal"}
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")
-class VideoClassifier(OptionalTimeInputs, Task):
+class VideoClassifier(OptionalTimeInputs, PortableCompileConfig, Task):
     """A classifier on `CA2STBackbone` features.
 
     Single label (`num_classes=int`): every expert's pooled feature passes a last
@@ -171,27 +172,6 @@ class VideoClassifier(OptionalTimeInputs, Task):
                 else ["sparse_categorical_accuracy"]
             )
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def get_compile_config(self):
-        """The compile settings, with the optimizer named backend-independently.
-
-        Keras records the backend's own optimizer module (e.g. the torch AdamW);
-        a model saved under one backend would then import that backend when
-        loaded under another.
-        """
-        config = super().get_compile_config()
-        optimizer = (config or {}).get("optimizer")
-        if isinstance(optimizer, dict) and optimizer.get("module", "").startswith(
-            "keras.src.backend."
-        ):
-            optimizer["module"] = "keras.optimizers"
-        return config
-
-    def compile_from_config(self, config):
-        """Restore the compile settings of a saved `.keras` model."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):

@@ -5,12 +5,13 @@ from keras_hub.models import Task
 
 from keras_ca2st.models.ca2st.ca2st_presets import available_presets, load_preset_spec
 from keras_ca2st.models.lavish.lavish_backbone import LAVISHBackbone
+from keras_ca2st.models.portable_compile import PortableCompileConfig
 
 HEADS = ("classification", "localization")
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")
-class LAVISH(Task):
+class LAVISH(PortableCompileConfig, Task):
     """LAVISH classifier: `concat(audio, visual) → Linear(2C, 512) → Linear(512, K)`.
 
     `head="localization"` gives per-time-step logits `(batch, T, K)` (AVE: 10
@@ -80,12 +81,6 @@ class LAVISH(Task):
         if metrics == "auto":
             metrics = ["sparse_categorical_accuracy"]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    def compile_from_config(self, config):
-        """Restore the compile settings of a saved `.keras` model."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
