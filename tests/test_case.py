@@ -5,6 +5,8 @@ the suite once per backend.
 """
 
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -83,3 +85,40 @@ def run_saved_model_test(model, inputs, path, atol=1e-6):
 
 def count_params(weights):
     return sum(int(np.prod(w.shape)) for w in weights)
+
+
+NEXT_BACKEND = {"torch": "jax", "jax": "tensorflow", "tensorflow": "torch"}
+
+
+def predict_in_next_backend(model, inputs, path):
+    """Save `model` as `.keras`, load and run it in a subprocess on the next backend.
+
+    Returns the other backend's predictions on `inputs`.
+    """
+    model.save(os.path.join(path, "model.keras"))
+    np.savez(os.path.join(path, "inputs.npz"), **inputs)
+    worker = os.path.join(
+        os.path.dirname(__file__), "models", "cross_backend_worker.py"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            worker,
+            os.path.join(path, "model.keras"),
+            os.path.join(path, "inputs.npz"),
+            os.path.join(path, "outputs.npy"),
+        ],
+        env={**os.environ, "KERAS_BACKEND": NEXT_BACKEND[BACKEND]},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return np.load(os.path.join(path, "outputs.npy"))
+
+
+def randomize(model, seed=0, scale=0.1):
+    """Give every weight (zero-initialised ones too) a random value."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        weight.assign(rng.standard_normal(weight.shape).astype("float32") * scale)

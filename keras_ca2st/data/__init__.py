@@ -18,7 +18,6 @@ from keras_ca2st.data.audio import AudioReader, audio_window_start, read_audio_w
 from keras_ca2st.data.dataset import (
     BadSampleReport,
     VideoDataset,
-    average_view_predictions,
 )
 from keras_ca2st.data.encode import write_mp4
 from keras_ca2st.data.errors import AnnotationError, AudioDecodeError, VideoDecodeError
@@ -61,7 +60,6 @@ __all__ = [
     "audio_features",
     "audio_time_intervals",
     "audio_window_start",
-    "average_view_predictions",
     "dataset_recipe",
     "kaldi_fbank",
     "make_synthetic_dataset",

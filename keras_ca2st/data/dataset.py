@@ -83,7 +83,7 @@ class VideoDataset(keras.utils.PyDataset):
     - `"val"`: one deterministic view per video (centre clip, centre crop).
     - `"test"`: `num_test_clips x num_test_crops` views per video, in video
       order (views of one video are adjacent; see `view_record_indices` and
-      `average_view_predictions`).
+      `keras_ca2st.training.average_view_softmax`).
 
     Args:
         records: list of `VideoRecord` (see `keras_ca2st.data.annotations`).
@@ -544,46 +544,6 @@ class VideoDataset(keras.utils.PyDataset):
 def _remove_owned_file(path, owner_pid):
     if os.getpid() == owner_pid and os.path.exists(path):
         os.remove(path)
-
-
-def average_view_predictions(predictions, record_indices, num_records=None):
-    """Averages per-view class scores into per-video scores.
-
-    Softmax is applied to each view's logits before averaging, as the
-    reference's test loop does.
-
-    Args:
-        predictions: `(num_views, classes)` logits, or a dict of them (EK100).
-        record_indices: `(num_views,)` video index of each view, e.g.
-            `dataset.view_record_indices`.
-        num_records: number of videos (default: `max(record_indices) + 1`).
-
-    Returns:
-        `(num_records, classes)` averaged probabilities (dict if input is one).
-
-    Example:
-
-    >>> import numpy as np
-    >>> logits = np.array([[0.0, 5.0], [0.0, 3.0], [4.0, 0.0]])
-    >>> average_view_predictions(logits, np.array([0, 0, 1])).argmax(-1).tolist()
-    [1, 0]
-    """
-    if isinstance(predictions, dict):
-        return {
-            name: average_view_predictions(value, record_indices, num_records)
-            for name, value in predictions.items()
-        }
-    logits = np.asarray(predictions, np.float64)
-    record_indices = np.asarray(record_indices)[: logits.shape[0]]
-    num_records = num_records or int(record_indices.max()) + 1
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    probabilities = np.exp(shifted)
-    probabilities /= probabilities.sum(axis=-1, keepdims=True)
-    totals = np.zeros((num_records, logits.shape[-1]))
-    counts = np.zeros((num_records, 1))
-    np.add.at(totals, record_indices, probabilities)
-    np.add.at(counts, record_indices, 1.0)
-    return (totals / np.maximum(counts, 1.0)).astype(np.float32)
 
 
 class BadSampleReport(keras.callbacks.Callback):

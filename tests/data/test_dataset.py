@@ -18,7 +18,6 @@ from keras_ca2st.data import (
     RandAugment,
     VideoDataset,
     VideoRecord,
-    average_view_predictions,
     sample_frame_indices,
 )
 from keras_ca2st.data.fbank import AUDIOSET_MEAN, AUDIOSET_STD, LOG_FLOOR
@@ -304,14 +303,6 @@ def test_segments_and_epic_kitchens_labels(make_video, tmp_path):
     )
     soft = train[0][1]
     assert soft["verb"].shape == (2, 3) and soft["noun"].shape == (2, 5)
-
-
-def test_average_view_predictions():
-    logits = np.log(np.array([[0.9, 0.1], [0.7, 0.3], [0.2, 0.8], [0.4, 0.6]]))
-    averaged = average_view_predictions(logits, [0, 0, 1, 1])
-    np.testing.assert_allclose(averaged, [[0.8, 0.2], [0.3, 0.7]], atol=1e-6)
-    both = average_view_predictions({"verb": logits, "noun": logits}, [0, 1, 1, 1])
-    assert both["noun"].shape == (2, 2)
 
 
 def _tiny_audio_visual_model(num_classes):

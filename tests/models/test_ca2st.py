@@ -1,7 +1,4 @@
 import itertools
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -13,7 +10,9 @@ from tests.test_case import (
     BACKEND,
     assert_allclose,
     count_params,
+    predict_in_next_backend,
     random_inputs,
+    randomize,
     run_saved_model_test,
     tiny_experts,
     to_numpy,
@@ -24,7 +23,6 @@ MODELS = {
     "cava": ["spatial", "audio"],
     "ca2st": ["spatial", "temporal", "audio"],
 }
-NEXT_BACKEND = {"torch": "jax", "jax": "tensorflow", "tensorflow": "torch"}
 
 
 def tiny_backbone(names=("spatial", "temporal", "audio"), pairs=None, **kwargs):
@@ -32,13 +30,6 @@ def tiny_backbone(names=("spatial", "temporal", "audio"), pairs=None, **kwargs):
         pairs = [{"experts": list(p)} for p in itertools.combinations(names, 2)]
     kwargs.setdefault("cross_attention_heads", 2)
     return CA2STBackbone(experts=tiny_experts(names=list(names)), pairs=pairs, **kwargs)
-
-
-def randomize(model, seed=0, scale=0.1):
-    """Give every weight (zero-initialised ones too) a random value."""
-    rng = np.random.default_rng(seed)
-    for weight in model.weights:
-        weight.assign(rng.standard_normal(weight.shape).astype("float32") * scale)
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -195,27 +186,8 @@ def test_weights_move_between_backends(tmp_path):
     randomize(classifier, scale=0.2)
     inputs = random_inputs(classifier.backbone, batch=2)
     expected = to_numpy(classifier.predict(inputs, verbose=0))
-    classifier.save(tmp_path / "model.keras")
-    np.savez(tmp_path / "inputs.npz", **inputs)
-    other = NEXT_BACKEND[BACKEND]
-    env = {**os.environ, "KERAS_BACKEND": other}
-    worker = os.path.join(os.path.dirname(__file__), "cross_backend_worker.py")
-    result = subprocess.run(
-        [
-            sys.executable,
-            worker,
-            str(tmp_path / "model.keras"),
-            str(tmp_path / "inputs.npz"),
-            str(tmp_path / "outputs.npy"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    actual = np.load(tmp_path / "outputs.npy")
-    assert np.abs(actual - expected).max() <= 1e-4, (BACKEND, other)
+    actual = predict_in_next_backend(classifier, inputs, str(tmp_path))
+    assert np.abs(actual - expected).max() <= 1e-4, BACKEND
 
 
 @pytest.mark.parametrize("num_classes", [3, {"verb": 3, "noun": 2}])

@@ -1,17 +1,13 @@
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
 
 from keras_ca2st import LAVISH, CLIPVisionEncoder, LAVISHBackbone
 from keras_ca2st.fusion import LAVISHAdapter
-from tests.models.test_ca2st import NEXT_BACKEND, randomize
 from tests.test_case import (
-    BACKEND,
     count_params,
+    predict_in_next_backend,
+    randomize,
     run_layer_serialization_test,
     run_saved_model_test,
     to_numpy,
@@ -127,24 +123,8 @@ def test_lavish_weights_move_between_backends(tmp_path):
     randomize(model, scale=0.2)
     inputs = lavish_inputs()
     expected = to_numpy(model.predict(inputs, verbose=0))
-    model.save(tmp_path / "model.keras")
-    np.savez(tmp_path / "inputs.npz", **inputs)
-    worker = os.path.join(os.path.dirname(__file__), "cross_backend_worker.py")
-    result = subprocess.run(
-        [
-            sys.executable,
-            worker,
-            str(tmp_path / "model.keras"),
-            str(tmp_path / "inputs.npz"),
-            str(tmp_path / "outputs.npy"),
-        ],
-        env={**os.environ, "KERAS_BACKEND": NEXT_BACKEND[BACKEND]},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    np.testing.assert_allclose(np.load(tmp_path / "outputs.npy"), expected, atol=1e-4)
+    actual = predict_in_next_backend(model, inputs, str(tmp_path))
+    np.testing.assert_allclose(actual, expected, atol=1e-4)
 
 
 def test_lavish_bad_configurations():

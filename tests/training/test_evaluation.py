@@ -135,3 +135,13 @@ def test_action_accuracy_callback_adds_validation_figures():
 def test_balance_report_ends_with_the_harmonic_mean():
     report = balance_report({"K400": 0.8, "SSV2": 0.6, "EK100": 0.4})
     assert report.splitlines()[-1] == "| harmonic mean | 55.38 |"
+
+
+def test_average_view_softmax_known_values_and_heads():
+    logits = np.log(np.array([[0.9, 0.1], [0.7, 0.3], [0.2, 0.8], [0.4, 0.6]]))
+    averaged = average_view_softmax(logits, np.array([0, 0, 1, 1]))
+    np.testing.assert_allclose(averaged, [[0.8, 0.2], [0.3, 0.7]], atol=1e-6)
+    both = average_view_softmax(
+        {"verb": logits, "noun": logits}, np.array([0, 1, 1, 1])
+    )
+    assert both["noun"].shape == (2, 2)
