@@ -379,3 +379,17 @@ def test_fit_trains_with_drop_path_and_dropout_active():
     second = to_numpy(classifier(inputs, training=True))
     assert not np.allclose(first, second)  # stochastic in training
     assert_allclose(classifier(inputs), classifier(inputs), atol=0)
+
+
+def test_fit_on_arrays_shuffles_instead_of_building_an_unshuffled_pipeline():
+    import warnings
+
+    classifier = VideoClassifier(tiny_backbone(["audio"], pairs=[]), num_classes=2)
+    inputs = random_inputs(classifier.backbone, batch=4)
+    classifier.compile(optimizer="adam", jit_compile=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        classifier.fit(
+            inputs, np.array([0, 1, 0, 1]), batch_size=2, epochs=1, verbose=0
+        )
+    assert not [w for w in caught if "will be ignored" in str(w.message)]

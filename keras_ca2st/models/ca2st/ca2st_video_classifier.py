@@ -14,13 +14,13 @@ from keras_ca2st.models.ca2st.ca2st_presets import (
     available_presets,
     load_preset_spec,
 )
-from keras_ca2st.models.portable_compile import PortableCompileConfig
+from keras_ca2st.models.task_base import PreparedInputsTask
 
 EK100_HEAD_SOURCES = {"noun": "spatial", "verb": "temporal"}
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")
-class VideoClassifier(OptionalTimeInputs, PortableCompileConfig, Task):
+class VideoClassifier(OptionalTimeInputs, PreparedInputsTask, Task):
     """A classifier on `CA2STBackbone` features.
 
     Single label (`num_classes=int`): every expert's pooled feature passes a last

@@ -5,13 +5,13 @@ from keras_hub.models import Task
 
 from keras_ca2st.models.ca2st.ca2st_presets import available_presets, load_preset_spec
 from keras_ca2st.models.lavish.lavish_backbone import LAVISHBackbone
-from keras_ca2st.models.portable_compile import PortableCompileConfig
+from keras_ca2st.models.task_base import PreparedInputsTask
 
 HEADS = ("classification", "localization")
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")
-class LAVISH(PortableCompileConfig, Task):
+class LAVISH(PreparedInputsTask, Task):
     """LAVISH classifier: `concat(audio, visual) → Linear(2C, 512) → Linear(512, K)`.
 
     `head="localization"` gives per-time-step logits `(batch, T, K)` (AVE: 10
