@@ -101,9 +101,9 @@ def load_split(annotations, root):
 
 def run_demo(
     output_dir,
-    num_train=96,
+    num_train=320,
     num_val=48,
-    epochs=24,
+    epochs=80,
     batch_size=16,
     learning_rate=3e-3,
     seed=0,

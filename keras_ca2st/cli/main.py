@@ -182,9 +182,9 @@ def build_parser():
         "synthetic audio-visual set (CPU, no download) and compare them",
     )
     demo.add_argument("--output-dir", default="ca2st_demo")
-    demo.add_argument("--num-train", type=int, default=96)
+    demo.add_argument("--num-train", type=int, default=320)
     demo.add_argument("--num-val", type=int, default=48)
-    demo.add_argument("--epochs", type=int, default=24)
+    demo.add_argument("--epochs", type=int, default=80)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument(
         "--models", default="", help="comma-separated subset, e.g. 'CA²ST,CAST'"
