@@ -15,10 +15,7 @@ from keras_ca2st.data.annotations import (
     read_space_separated,
 )
 from keras_ca2st.data.audio import AudioReader, audio_window_start, read_audio_window
-from keras_ca2st.data.dataset import (
-    BadSampleReport,
-    VideoDataset,
-)
+from keras_ca2st.data.dataset import BadSampleReport, VideoDataset, shard_indices
 from keras_ca2st.data.encode import write_mp4
 from keras_ca2st.data.errors import AnnotationError, AudioDecodeError, VideoDecodeError
 from keras_ca2st.data.fbank import (
@@ -72,6 +69,7 @@ __all__ = [
     "read_epic_kitchens",
     "read_space_separated",
     "sample_frame_indices",
+    "shard_indices",
     "smooth_one_hot",
     "test_clip_transform",
     "train_clip_transform",

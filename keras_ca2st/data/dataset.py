@@ -48,6 +48,38 @@ MODES = ("train", "val", "test")
 BAD_SAMPLE_POLICIES = ("substitute", "zero", "raise")
 
 
+def shard_indices(num_samples, num_shards, shard_index, seed=None, epoch=0):
+    """Sample indices of one data-parallel shard, `DistributedSampler`-style.
+
+    All shards use the same (optionally shuffled, seeded by `(seed, epoch)`)
+    order and take every `num_shards`-th sample from it, after dropping the
+    remainder so that every shard has the same length (ranks must run the same
+    number of steps). With per-shard batches of `b`, batch `k` of all shards
+    together is exactly batch `k` of size `b × num_shards` of the unsharded
+    order, so data-parallel and single-process runs see the same global
+    batches.
+
+    Example:
+
+    >>> shard_indices(10, 2, 1).tolist()
+    [1, 3, 5, 7, 9]
+    """
+    _check_shard(num_shards, shard_index)
+    order = np.arange(num_samples)
+    if seed is not None:
+        np.random.default_rng((seed, epoch)).shuffle(order)
+    order = order[: num_samples - num_samples % num_shards]
+    return order[shard_index::num_shards]
+
+
+def _check_shard(num_shards, shard_index):
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ValueError(
+            f"shard_index must be in [0, num_shards) with num_shards >= 1; got "
+            f"shard_index={shard_index}, num_shards={num_shards}."
+        )
+
+
 @dataclasses.dataclass(frozen=True)
 class View:
     """One element of the dataset: a record, a temporal clip and a crop."""
@@ -117,6 +149,16 @@ class VideoDataset(keras.utils.PyDataset):
         drop_remainder: drop the last incomplete batch (default: training
             only).
         seed: seed for the shuffle order and all augmentation.
+        num_shards: data-parallel processes that split the dataset
+            (`DistributionContext.num_processes`; 1 = no sharding).
+        shard_index: this process's shard
+            (`DistributionContext.process_index`). In training every shard
+            takes every `num_shards`-th sample of the same shuffled epoch
+            order, after dropping the remainder, so all ranks run the same
+            number of steps and together see the global batches of the
+            unsharded set (see `shard_indices`). In evaluation every video
+            goes to exactly one shard (video `i` to shard `i % num_shards`,
+            with all its views), so shards may differ by one video.
         bad_sample_policy: `"substitute"`, `"zero"` or `"raise"`; defaults to
             `"substitute"` in training and `"zero"` otherwise.
         bad_sample_log: path of the JSON-lines log of bad samples shared by
@@ -166,6 +208,8 @@ class VideoDataset(keras.utils.PyDataset):
         shuffle=None,
         drop_remainder=None,
         seed=0,
+        num_shards=1,
+        shard_index=0,
         bad_sample_policy=None,
         bad_sample_log=None,
         max_substitutions=16,
@@ -204,6 +248,7 @@ class VideoDataset(keras.utils.PyDataset):
             )
         if one_hot_labels and num_classes is None:
             raise ValueError("one_hot_labels=True needs num_classes.")
+        _check_shard(num_shards, shard_index)
 
         # === Config ===
         self.records = list(records)
@@ -228,12 +273,15 @@ class VideoDataset(keras.utils.PyDataset):
         self.shuffle = training if shuffle is None else shuffle
         self.drop_remainder = training if drop_remainder is None else drop_remainder
         self.seed = seed
+        self.num_shards = num_shards
+        self.shard_index = shard_index
         self.bad_sample_policy = bad_sample_policy
         self.max_substitutions = max_substitutions
         self.decoder_threads = decoder_threads
 
         # === State ===
         self.views = self._make_views()
+        self._view_records = np.asarray([v.record_index for v in self.views], np.int64)
         self.epoch = 0
         if bad_sample_log is None:
             handle, bad_sample_log = tempfile.mkstemp(
@@ -245,10 +293,12 @@ class VideoDataset(keras.utils.PyDataset):
             weakref.finalize(self, _remove_owned_file, bad_sample_log, os.getpid())
         self.bad_sample_log = os.fspath(bad_sample_log)
         self._multi_target = isinstance(self.records[0].label, dict)
+        self._num_positions = len(self.epoch_order(0))
         if len(self) == 0:
+            shard = f" in shard {shard_index} of {num_shards}" if num_shards > 1 else ""
             raise ValueError(
-                f"{len(self.views)} samples make no full batch of {batch_size}; "
-                "lower batch_size or pass drop_remainder=False."
+                f"{self._num_positions} samples{shard} make no full batch of "
+                f"{batch_size}; lower batch_size or pass drop_remainder=False."
             )
 
     def _make_views(self):
@@ -265,8 +315,8 @@ class VideoDataset(keras.utils.PyDataset):
 
     def __len__(self):
         if self.drop_remainder:
-            return max(len(self.views) // self.batch_size, 0)
-        return -(-len(self.views) // self.batch_size)
+            return self._num_positions // self.batch_size
+        return -(-self._num_positions // self.batch_size)
 
     def on_epoch_end(self):
         # Keras calls this in the main process after the epoch's workers have
@@ -281,12 +331,18 @@ class VideoDataset(keras.utils.PyDataset):
         self.epoch = int(epoch)
 
     def epoch_order(self, epoch=None):
-        """View indices in the order the given epoch visits them."""
+        """Indices of this shard's views in the order the given epoch visits them."""
         epoch = self.epoch if epoch is None else epoch
+        seed = self.seed if self.shuffle else None
+        if self.mode == "train":
+            return shard_indices(
+                len(self.views), self.num_shards, self.shard_index, seed, epoch
+            )
         order = np.arange(len(self.views))
-        if self.shuffle:
-            np.random.default_rng((self.seed, epoch)).shuffle(order)
-        return order
+        if seed is not None:
+            np.random.default_rng((seed, epoch)).shuffle(order)
+        records = self._view_records[order]
+        return order[records % self.num_shards == self.shard_index]
 
     def __getitem__(self, batch_index):
         if not 0 <= batch_index < len(self):
@@ -532,13 +588,24 @@ class VideoDataset(keras.utils.PyDataset):
 
     @property
     def view_record_indices(self):
-        """Record index of each view, in the order `predict` returns them."""
-        return np.asarray([view.record_index for view in self.views], np.int64)
+        """Video index of each view, in the order `predict` returns them.
+
+        Indexes `labels`. In a sharded evaluation dataset both cover this
+        shard's videos only (`records[shard_index::num_shards]`).
+        """
+        records = self._view_records[self.epoch_order()]
+        if self.mode == "train":
+            return records
+        return (records - self.shard_index) // self.num_shards
 
     @property
     def labels(self):
-        """Labels of the records (one per video, not per view)."""
-        return [record.label for record in self.records]
+        """Labels of the videos (one per video, not per view); see
+        `view_record_indices`."""
+        records = self.records
+        if self.mode != "train":
+            records = records[self.shard_index :: self.num_shards]
+        return [record.label for record in records]
 
 
 def _remove_owned_file(path, owner_pid):

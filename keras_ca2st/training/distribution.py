@@ -54,6 +54,8 @@ import warnings
 import keras
 import numpy as np
 
+from keras_ca2st.data.dataset import shard_indices
+
 KINDS = ("none", "data-parallel", "jax-data-parallel", "torch-ddp", "tf-mirrored")
 BACKEND_KINDS = {
     "jax": "jax-data-parallel",
@@ -242,32 +244,6 @@ def _setup_tensorflow(devices):
         strategy=strategy,
     )
 
-
-def shard_indices(num_samples, num_shards, shard_index, seed=None, epoch=0):
-    """Sample indices of one data-parallel shard, `DistributedSampler`-style.
-
-    All shards use the same (optionally shuffled, seeded by `(seed, epoch)`)
-    order and take every `num_shards`-th sample from it, after dropping the
-    remainder so that every shard has the same length (ranks must run the same
-    number of steps). With per-shard batches of `b`, batch `k` of all shards
-    together is exactly batch `k` of size `b × num_shards` of the unsharded
-    order, so data-parallel and single-process runs see the same global
-    batches.
-
-    Example:
-
-    >>> shard_indices(10, 2, 1).tolist()
-    [1, 3, 5, 7, 9]
-    """
-    if not 0 <= shard_index < num_shards:
-        raise ValueError(
-            f"shard_index must be in [0, {num_shards}); got {shard_index}."
-        )
-    order = np.arange(num_samples)
-    if seed is not None:
-        np.random.default_rng((seed, epoch)).shuffle(order)
-    order = order[: num_samples - num_samples % num_shards]
-    return order[shard_index::num_shards]
 
 
 # === torch DDP ===

@@ -414,3 +414,59 @@ def test_default_bad_sample_log_is_removed_with_the_dataset(av_videos):
     del dataset
     gc.collect()
     assert not os.path.exists(log)
+
+
+def test_shards_split_each_epoch_like_a_distributed_sampler(av_videos, tmp_path):
+    records = av_videos + [VideoRecord(av_videos[0].path, 0)]  # 5 videos
+    options = dict(audio_frames=None, num_frames=4)
+    full = _dataset(records, tmp_path, batch_size=2, **options)
+    shards = [
+        _dataset(
+            records, tmp_path, batch_size=1, num_shards=2, shard_index=i, **options
+        )
+        for i in range(2)
+    ]
+    # The fifth video is the remainder: ranks must run the same number of steps.
+    assert [len(shard) for shard in shards] == [2, 2] and len(full) == 2
+    orders = []
+    for epoch in (1, 2):
+        for dataset in (full, *shards):
+            dataset.set_epoch(epoch)
+        orders.append(full.epoch_order().tolist())
+        for k in range(2):  # batch k of both shards together = global batch k
+            together = [shard[k] for shard in shards]
+            expected_inputs, expected_labels = full[k]
+            np.testing.assert_array_equal(
+                np.concatenate([inputs["video"] for inputs, _ in together]),
+                expected_inputs["video"],
+            )
+            np.testing.assert_array_equal(
+                np.concatenate([labels for _, labels in together]), expected_labels
+            )
+    assert orders[0] != orders[1]
+
+
+def test_evaluation_shards_give_every_video_to_one_rank(av_videos, tmp_path):
+    records = av_videos + [VideoRecord(av_videos[0].path, 0)]
+    shards = [
+        _dataset(
+            records,
+            tmp_path,
+            mode="test",
+            num_test_clips=2,
+            num_test_crops=1,
+            batch_size=4,
+            audio_frames=None,
+            num_shards=2,
+            shard_index=i,
+        )
+        for i in range(2)
+    ]
+    assert [shard.labels for shard in shards] == [[0, 2, 0], [1, 3]]
+    assert shards[0].view_record_indices.tolist() == [0, 0, 1, 1, 2, 2]
+    assert shards[1].view_record_indices.tolist() == [0, 0, 1, 1]
+    assert [len(shard) for shard in shards] == [2, 1]
+    _, labels, _ = shards[1][0]
+    assert labels.tolist() == [1, 1, 3, 3]
+    with pytest.raises(ValueError, match="shard_index"):
+        _dataset(records, tmp_path, num_shards=2, shard_index=2)
