@@ -13,15 +13,22 @@ then the full-sample throughput of a pool of worker processes, and finally
 the number of workers needed to keep up with a GPU step of the given time:
 `ceil(batch_size / step_seconds / clips_per_second_per_worker)`.
 
+Each stage is also printed as a ratio to the cost of video decoding alone,
+measured in the same run, and the pool as its speed-up over one worker;
+the environment (CPU count, library versions) heads the report.
+
 Example:
 
-    python benchmarks/data_throughput.py --gpu-step-seconds 0.5 --batch-size 8
+    ca2st bench data --gpu-step-seconds 0.5 --batch-size 8
+    python -m keras_ca2st.data.bench --num-videos 2 --seconds 2
 """
 
 import argparse
 import math
 import multiprocessing
 import os
+import platform
+import sys
 import tempfile
 import time
 
@@ -108,8 +115,22 @@ def pool_rate(dataset, workers, repeats):
         return len(jobs) / (time.perf_counter() - start)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def environment():
+    """One line naming the machine and the libraries that decode."""
+    import av
+
+    codec = ".".join(str(part) for part in av.library_versions["libavcodec"])
+    return (
+        f"environment: {platform.platform()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, numpy {np.__version__}, PyAV {av.__version__} "
+        f"(libavcodec {codec})"
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="ca2st bench data", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--num-videos", type=int, default=6)
     parser.add_argument("--width", type=int, default=340)
     parser.add_argument("--height", type=int, default=256)
@@ -126,7 +147,8 @@ def main():
     parser.add_argument("--workers", type=str, default="1,2")
     parser.add_argument("--gpu-step-seconds", type=float, default=0.5)
     parser.add_argument("--batch-size", type=int, default=8)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    print(environment())
 
     with tempfile.TemporaryDirectory() as directory:
         started = time.perf_counter()
@@ -182,19 +204,24 @@ def main():
                 dataset.load_view, list(range(len(records))), args.repeats
             ),
         }
-        print(f"\nper worker (one process), clips/s  [cpu count: {os.cpu_count()}]")
+        baseline = results["video decode"]
+        print("\nper worker (one process), clips/s; cost relative to video decode")
         for name, value in results.items():
-            print(f"  {name:30s} {value:8.2f}   ({1000 / value:7.1f} ms/clip)")
+            print(
+                f"  {name:30s} {value:8.2f}   ({1000 / value:7.1f} ms/clip, "
+                f"{baseline / value:5.2f}x)"
+            )
 
-        print("\nworker pool, full samples/s")
+        print("\nworker pool, full samples/s; speed-up over one worker in-process")
         for workers in (int(w) for w in args.workers.split(",")):
             value = pool_rate(dataset, workers, args.repeats)
             print(
-                f"  {workers:2d} worker(s) {value:8.2f}   ({value / workers:.2f} per worker)"
+                f"  {workers:2d} worker(s) {value:8.2f}   ({value / workers:.2f} per "
+                f"worker, {value / per_worker_full(results):.2f}x)"
             )
 
         needed_rate = args.batch_size / args.gpu_step_seconds
-        per_worker = results["full sample (video + audio)"]
+        per_worker = per_worker_full(results)
         workers_needed = math.ceil(needed_rate / per_worker)
         print(
             f"\nA GPU step of {args.gpu_step_seconds:g}s on batches of {args.batch_size} "
@@ -202,7 +229,12 @@ def main():
             f"{per_worker:.2f} clips/s each (assuming one core per worker and linear "
             "scaling; check the pool numbers above)."
         )
+    return 0
+
+
+def per_worker_full(results):
+    return results["full sample (video + audio)"]
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""`ca2st bench`: each benchmark runs end to end and reports ratios and its setting."""
+
+import re
+
+import pytest
+
+from keras_ca2st.cli.main import main
+from tests.test_case import BACKEND
+
+# The benchmarks pick their own backend (the kernel benchmark re-runs itself
+# under torch) and time the data pipeline, which has no backend: once is enough.
+pytestmark = pytest.mark.skipif(
+    BACKEND != "torch", reason="backend-independent benchmarks run in the torch pass"
+)
+
+
+def test_bench_data_reports_rates_ratios_and_environment(capsys):
+    status = main(
+        [
+            "bench",
+            "data",
+            "--num-videos=1",
+            "--seconds=1",
+            "--repeats=1",
+            "--workers=1",
+            "--crop-size=64",
+            "--audio-frames=100",
+        ]
+    )
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"environment: .* \d+ CPUs, Python .*PyAV", printed)
+    rates = dict(
+        re.findall(
+            r"^  (video decode|full sample \(video \+ audio\)) +([\d.]+)", printed, re.M
+        )
+    )
+    assert (
+        float(rates["video decode"]) > 0
+        and float(rates["full sample (video + audio)"]) > 0
+    )
+    assert re.search(r"video decode +[\d.]+ +\( *[\d.]+ ms/clip,  1\.00x\)", printed)
+    assert re.search(r"1 worker\(s\) .* [\d.]+x\)", printed)
+
+
+def test_bench_kernels_compares_the_kernels_with_the_baselines(capfd):
+    assert main(["bench", "kernels", "--skip-model", "--batch", "1"]) == 0
+    printed = capfd.readouterr().out
+    assert "NOT GPU measurements" in printed
+    rows = re.findall(
+        r"^\| (T2S|S2T) \| 1 \| (triton|regroup\+einsum|regroup\+sdpa) \|",
+        printed,
+        re.M,
+    )
+    assert len(rows) == 6
+    # The SDPA path is the baseline of the speed-up column.
+    assert len(re.findall(r"regroup\+sdpa .* 1\.00× \|$", printed, re.M)) == 2
+
+
+def test_bench_rejects_unknown_targets(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "gpu"])
+    assert "invalid choice" in capsys.readouterr().err
