@@ -81,4 +81,26 @@ def test_ek100_recipe_fits_in_bfloat16_with_logs_and_checkpoints(tmp_path):
         header, *rows = handle.read().splitlines()
     assert "val_action_top1" in header.split(",") and len(rows) == 2
     assert os.path.exists(tmp_path / "state" / "state.json")
-    assert os.path.isdir(tmp_path / "tensorboard") == tensorboard_available()
+    # TensorBoard (installed with the dev extras) holds the same epoch logs.
+    assert tensorboard_available()
+    assert_tensorboard_scalars(tmp_path / "tensorboard" / "train", "loss", logs["loss"])
+    assert_tensorboard_scalars(
+        tmp_path / "tensorboard" / "validation", "action_top1", logs["val_action_top1"]
+    )
+
+
+def assert_tensorboard_scalars(directory, name, expected):
+    from tensorboard.backend.event_processing.event_accumulator import (
+        EventAccumulator,
+    )
+    from tensorboard.util.tensor_util import make_ndarray
+
+    events = EventAccumulator(str(directory), size_guidance={"tensors": 0})
+    events.Reload()
+    written = events.Tensors(f"epoch_{name}")
+    assert [event.step for event in written] == list(range(len(expected)))
+    np.testing.assert_allclose(
+        [float(make_ndarray(event.tensor_proto)) for event in written],
+        expected,
+        rtol=1e-6,
+    )
