@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_ca2st.experts.vit_encoder import ViTExpertEncoder
+from keras_ca2st.experts.vit_encoder import ViTExpertEncoder, resample_position_grid
 
 
 def ast_patch_grid(frequency_bins, num_time_frames, patch_size, stride):
@@ -123,8 +123,11 @@ class ASTEncoder(ViTExpertEncoder):
     @property
     def position_columns(self):
         """The time columns of the stored grid this input length uses."""
-        used, stored = self.patch_grid[1], self.position_grid[1]
-        start = stored // 2 - used // 2
+        return self.centre_columns(self.patch_grid[1])
+
+    def centre_columns(self, used):
+        """The `used` time columns of the stored grid around its centre."""
+        start = self.position_grid[1] // 2 - used // 2
         return start, start + used
 
     def build(self, input_shape=None):
@@ -151,9 +154,11 @@ class ASTEncoder(ViTExpertEncoder):
     def frozen_layers(self):
         return [self.patch_embedding] + list(self.blocks)
 
-    def cropped_position_embeddings(self):
+    def cropped_position_embeddings(self, time_patches=None):
+        """Prefix and grid position embeddings for `time_patches` columns
+        (default: the configured input's), cropped around the grid's centre."""
         rows, columns = self.position_grid
-        start, stop = self.position_columns
+        start, stop = self.centre_columns(time_patches or self.patch_grid[1])
         prefix = self.position_embeddings[:, :2, :]
         grid = ops.reshape(
             self.position_embeddings[:, 2:, :], (1, rows, columns, self.hidden_dim)
@@ -161,12 +166,8 @@ class ASTEncoder(ViTExpertEncoder):
         grid = ops.reshape(grid[:, :, start:stop, :], (1, -1, self.hidden_dim))
         return ops.concatenate([prefix, grid], axis=1)
 
-    def embed(self, inputs):
-        image = ops.expand_dims(ops.transpose(inputs, (0, 2, 1)), -1)
-        patches = self.patch_embedding(image)
-        patches = ops.reshape(
-            patches, (-1, int(np.prod(self.patch_grid)), self.hidden_dim)
-        )
+    def add_prefix_and_positions(self, patches, position):
+        """CLS and distillation tokens before `patches`, plus `position`."""
         batch = ops.shape(patches)[0]
         prefix = ops.concatenate(
             [
@@ -176,11 +177,70 @@ class ASTEncoder(ViTExpertEncoder):
             axis=1,
         )
         tokens = ops.concatenate([ops.cast(prefix, patches.dtype), patches], axis=1)
-        return tokens + ops.cast(self.cropped_position_embeddings(), tokens.dtype)
+        return tokens + ops.cast(position, tokens.dtype)
+
+    def embed(self, inputs):
+        image = ops.expand_dims(ops.transpose(inputs, (0, 2, 1)), -1)
+        patches = self.patch_embedding(image)
+        patches = ops.reshape(
+            patches, (-1, int(np.prod(self.patch_grid)), self.hidden_dim)
+        )
+        return self.add_prefix_and_positions(
+            patches, self.cropped_position_embeddings()
+        )
+
+    def embed_spectrogram(self, fbank):
+        """Fbank segments `(N, L, frequency_bins)` of any length `L` up to the
+        stored grid's → `(N, 2 + F·T, C)`, exactly as `embed` treats an input of
+        `L` frames: native 1-channel patching, position grid cropped in time."""
+        image = ops.expand_dims(ops.transpose(fbank, (0, 2, 1)), -1)
+        patches = self.patch_embedding(image)
+        rows, columns = patches.shape[1], patches.shape[2]
+        if rows != self.position_grid[0] or columns > self.position_grid[1]:
+            raise ValueError(
+                f"A spectrogram of {fbank.shape[1]} frames × {fbank.shape[2]} bins "
+                f"gives {rows}×{columns} patches, which the position grid "
+                f"{self.position_grid} cannot cover: the frequency rows must match "
+                "and the audio may not be longer than the expert was trained on."
+            )
+        patches = ops.reshape(patches, (-1, rows * columns, self.hidden_dim))
+        return self.add_prefix_and_positions(
+            patches, self.cropped_position_embeddings(columns)
+        )
+
+    def embed_images(self, images):
+        """RGB images of any size → `(N, 2 + patches, C)`.
+
+        AST's patch embedding has one input channel, so the image is converted
+        to grey by the mean over R, G, B; the stored position grid (frequency
+        rows × time columns) is resampled (bilinear) to the image's patch grid
+        (image rows × columns); CLS and distillation tokens keep theirs.
+        """
+        grey = ops.mean(images, axis=-1, keepdims=True)
+        patches = self.patch_embedding(grey)
+        rows, columns = patches.shape[1], patches.shape[2]
+        patches = ops.reshape(patches, (-1, rows * columns, self.hidden_dim))
+        grid = ops.reshape(
+            self.position_embeddings[:, 2:, :],
+            (1, *self.position_grid, self.hidden_dim),
+        )
+        grid = resample_position_grid(grid, (rows, columns))
+        position = ops.concatenate(
+            [
+                self.position_embeddings[:, :2, :],
+                ops.reshape(grid, (1, rows * columns, self.hidden_dim)),
+            ],
+            axis=1,
+        )
+        return self.add_prefix_and_positions(patches, position)
 
     def pool(self, stream):
         prefix = self.layernorm(stream[:, :2, :])
         return (prefix[:, 0] + prefix[:, 1]) / 2
+
+    def pool_tokens(self, tokens):
+        """The mean of the normalised CLS and distillation tokens of each input."""
+        return self.pool(tokens)
 
     def get_config(self):
         config = super().get_config()

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_ca2st.experts.vit_encoder import ViTExpertEncoder
+from keras_ca2st.experts.vit_encoder import ViTExpertEncoder, resample_position_grid
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")
@@ -138,20 +138,45 @@ class CLIPVisionEncoder(ViTExpertEncoder):
     def embed(self, inputs):
         frames = ops.take(inputs, np.array(self.frame_indices), axis=1)
         images = ops.reshape(frames, (-1, self.image_size, self.image_size, 3))
-        patches = self.patch_embedding(images)
-        patches = ops.reshape(patches, (-1, self.patch_grid[1], self.hidden_dim))
+        return self.embed_images(images)
+
+    def embed_images(self, images):
+        """RGB images of any size → `(N, 1 + patches, C)` after `pre_layernorm`.
+
+        The learned position grid is resampled (bilinear) to the image's patch
+        grid; at `image_size` it is used as stored.
+        """
+        patches = self.patch_embedding(ops.cast(images, self.compute_dtype))
+        rows, columns = patches.shape[1], patches.shape[2]
+        patches = ops.reshape(patches, (-1, rows * columns, self.hidden_dim))
+        side = self.image_size // self.patch_size
+        grid = ops.reshape(
+            self.position_embedding[1:], (1, side, side, self.hidden_dim)
+        )
+        grid = resample_position_grid(grid, (rows, columns))
+        position = ops.concatenate(
+            [
+                self.position_embedding[:1],
+                ops.reshape(grid, (rows * columns, self.hidden_dim)),
+            ],
+            axis=0,
+        )
         cls = ops.broadcast_to(
             ops.cast(self.class_embedding, patches.dtype),
             (ops.shape(patches)[0], 1, self.hidden_dim),
         )
         tokens = ops.concatenate([cls, patches], axis=1)
-        tokens = tokens + ops.cast(self.position_embedding, tokens.dtype)[None]
+        tokens = tokens + ops.cast(position, tokens.dtype)[None]
         return self.pre_layernorm(tokens)
 
     def pool(self, stream):
         frames = self.patch_grid[0]
         cls = ops.reshape(stream[:, 0, :], (-1, frames, stream.shape[-1]))
         return self.post_layernorm(ops.mean(cls, axis=1))
+
+    def pool_tokens(self, tokens):
+        """`post_layernorm` of each image's CLS token."""
+        return self.post_layernorm(tokens[:, 0])
 
     def get_config(self):
         config = super().get_config()

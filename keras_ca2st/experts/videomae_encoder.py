@@ -119,8 +119,33 @@ class VideoMAEEncoder(ViTExpertEncoder):
         )
         return tokens + ops.cast(self.position_table, tokens.dtype)[None]
 
+    def embed_images(self, images):
+        """RGB images of any size → `(N, patches, C)`, one tubelet per image.
+
+        Each image is repeated `tubelet_size` times, the usual inflation of an
+        image into a clip: the tubelet kernel then acts as its sum over time, an
+        image kernel. The position table is the sinusoid table for the image's
+        `rows · columns` patches (index `r · columns + c`), not a resampled grid:
+        the table is a fixed function of the flat token index, not learned
+        values on a 2-D grid, and VideoMAE's own code builds it for the patch
+        count of whatever input size the model is built for; resampling would
+        blend sinusoids into vectors the model never saw. At `image_size` this
+        equals the first tubelet's rows of `position_table`, so a frame embeds
+        exactly as in `embed`.
+        """
+        clip = ops.repeat(ops.expand_dims(images, 1), self.tubelet_size, axis=1)
+        patches = self.patch_embedding(clip)
+        rows, columns = patches.shape[2], patches.shape[3]
+        tokens = ops.reshape(patches, (-1, rows * columns, self.hidden_dim))
+        table = sinusoid_position_table(rows * columns, self.hidden_dim)
+        return tokens + ops.cast(table, tokens.dtype)[None]
+
     def pool(self, stream):
         return self.fc_norm(ops.mean(stream, axis=1))
+
+    def pool_tokens(self, tokens):
+        """`fc_norm` of the mean of each image's patch tokens (no CLS token)."""
+        return self.pool(tokens)
 
     def get_config(self):
         config = super().get_config()

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+from keras import ops
 
 from keras_ca2st.experts.stream_layout import make_layout, merge_stream, split_stream
 from keras_ca2st.experts.vit_layers import ViTBlock
@@ -91,6 +92,42 @@ class ViTExpertEncoder(keras.layers.Layer):
         """`(T, N)` for video experts, `(F, T)` for the audio expert."""
         raise NotImplementedError
 
+    # --- hooks for one ViT shared by images and spectrograms (LAVISH) ---
+    def embed_images(self, images):
+        """A batch of single RGB images `(N, H, W, 3)` → tokens `(N, P + patches, C)`.
+
+        `H, W` may be any size the patch embedding accepts; the position
+        embedding is adapted to that image's patch grid. `P` is
+        `num_prefix_tokens`. The tokens are ready for `blocks[0]`.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement `embed_images`, so it cannot "
+            "embed single images (needed to share it between frames and "
+            "spectrograms, as LAVISH does); implement `embed_images` and "
+            "`pool_tokens`."
+        )
+
+    def embed_spectrogram(self, fbank):
+        """Fbank segments `(N, L, F)` → tokens `(N, P + patches, C)`.
+
+        An image expert reads the spectrogram as LAVISH does: a 3-channel image
+        (the fbank copied into each channel) with rows = time and columns = mel
+        bins. The audio expert overrides this with its native patching.
+        """
+        image = ops.concatenate([ops.expand_dims(fbank, -1)] * 3, axis=-1)
+        return self.embed_images(image)
+
+    def pool_tokens(self, tokens):
+        """Tokens of single images or segments `(N, P + patches, C)` → `(N, C)`.
+
+        The expert's own pooling and final norm, applied per image.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement `pool_tokens`, so it cannot "
+            "pool the tokens of single images (needed to share it between frames "
+            "and spectrograms, as LAVISH does)."
+        )
+
     @property
     def stream_layout(self):
         """The `stream_layout` dict describing this expert's token stream."""
@@ -156,3 +193,14 @@ def sinusoid_position_table(num_positions, dim):
     table[:, 0::2] = np.sin(angles[:, 0::2])
     table[:, 1::2] = np.cos(angles[:, 1::2])
     return table.astype("float32")
+
+
+def resample_position_grid(grid, size):
+    """A learned position grid `(1, rows, columns, C)` resampled to `size`.
+
+    Bilinear (half-pixel centres); the grid comes back untouched when it already
+    has that size.
+    """
+    if tuple(grid.shape[1:3]) == tuple(size):
+        return grid
+    return ops.image.resize(grid, size, interpolation="bilinear")

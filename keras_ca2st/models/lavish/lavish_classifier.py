@@ -18,6 +18,10 @@ class LAVISH(PreparedInputsTask, Task):
     one-second segments, 29 classes); `head="classification"` averages the
     per-step features over time first and gives `(batch, K)`.
 
+    The backbone shares one frozen ViT expert between frames and spectrogram:
+    CLIP ViT-B/16 in the paper and in the `lavish_clip_base*` presets, or a
+    `VideoMAEEncoder` or `ASTEncoder` built into a `LAVISHBackbone` by hand.
+
     Args:
         backbone: a `LAVISHBackbone`.
         num_classes: int.
