@@ -80,6 +80,26 @@ def build_model(name):
     return VideoClassifier(backbone, num_classes=8)
 
 
+class EpochProgress(keras.callbacks.Callback):
+    """Prints a model's validation accuracy a few times during training."""
+
+    def __init__(self, name, epochs, print_fn, reports=4):
+        super().__init__()
+        self.name, self.epochs, self.print_fn = name, epochs, print_fn
+        self.every = max(1, epochs // reports)
+        self.began = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        done = epoch + 1
+        if done % self.every and done != self.epochs:
+            return
+        accuracy = (logs or {}).get("val_sparse_categorical_accuracy", float("nan"))
+        self.print_fn(
+            f"  {self.name:<14} epoch {done:>3}/{self.epochs}  val acc {accuracy:6.1%}"
+            f"  ({time.perf_counter() - self.began:.0f}s)"
+        )
+
+
 def load_split(annotations, root):
     """Decode one split once: its centre clip and centre crop, as arrays."""
     records = read_csv_annotations(annotations, root)
@@ -164,6 +184,7 @@ def run_demo(
             batch_size=batch_size,
             epochs=epochs,
             verbose=0,
+            callbacks=[EpochProgress(name, epochs, print_fn)],
         )
         logits = model.predict({k: val_x[k] for k in keys}, verbose=0)
         predicted = np.argmax(keras.ops.convert_to_numpy(logits), axis=-1)
@@ -181,10 +202,6 @@ def run_demo(
             "cues": DEMO_MODELS[name][1],
             "confusion": confusion.tolist(),
         }
-        print_fn(
-            f"  {name:<14} val acc {results[name]['val_accuracy']:.1%} "
-            f"({results[name]['seconds']:.0f}s)"
-        )
     print_fn(format_table(results))
     print_fn(f"total {time.perf_counter() - start:.0f}s on {keras.config.backend()}")
     with open(os.path.join(output_dir, "demo_results.json"), "w") as file:

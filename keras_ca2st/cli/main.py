@@ -12,11 +12,26 @@ Commands:
                              files or hub ids into the preset cache (or --output)
     ca2st convert official-cast CHECKPOINT [OUTPUT_DIR] [--preset NAME]
                              convert an authors' fine-tuned CAST checkpoint
+    ca2st train (--preset NAME | --model FILE.keras) --train-annotations FILE ...
+                             train with the reference recipe into a run
+                             directory (model.keras, run.json, log.csv,
+                             checkpoints); the same command again resumes
+    ca2st evaluate --model RUN_DIR --annotations FILE [--views CLIPSxCROPS]
+                             multi-view top-1 / top-5
+    ca2st predict --model RUN_DIR VIDEO [VIDEO ...]
+                             top-5 labels with scores for video files
+
+train, evaluate and predict also read their flags from `--config FILE` (TOML or
+JSON; flags on the command line win).
 """
 
 import argparse
 import sys
 import time
+
+from keras_ca2st.cli import evaluate, predict, train
+from keras_ca2st.cli.bench import add_bench_parser
+from keras_ca2st.cli.config import CLIError, parse_args
 
 
 def _presets(args):
@@ -191,6 +206,10 @@ def build_parser():
     )
     demo.set_defaults(handler=_demo)
     _add_convert_parser(commands)
+    add_bench_parser(commands)
+    train.add_parser(commands)
+    evaluate.add_parser(commands)
+    predict.add_parser(commands)
     return parser
 
 
@@ -261,8 +280,16 @@ def _add_convert_parser(commands):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        args = parse_args(build_parser(), argv)
+    except CLIError as error:  # a bad --config file
+        print(f"ca2st: {error}", file=sys.stderr)
+        return 2
+    try:
+        return args.handler(args)
+    except CLIError as error:
+        print(f"ca2st {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,163 @@
+"""`ca2st evaluate`: multi-view accuracy of a trained model on annotated videos.
+
+Every video is seen as clips × crops views; the softmax of the views is
+averaged per video (`keras_ca2st.training.evaluate_multiview`) and the
+averaged scores give top-1 / top-5 (verb, noun and action for two-head
+EPIC-KITCHENS-100 models).
+"""
+
+import csv
+import json
+import sys
+
+from keras_ca2st.cli import runs
+from keras_ca2st.cli.config import CLIError, add_config_argument
+from keras_ca2st.data import RECIPE_NAMES, VideoDataset
+from keras_ca2st.training import evaluate_multiview
+
+
+def add_parser(commands):
+    parser = commands.add_parser(
+        "evaluate",
+        help="multi-view top-1 / top-5 of a trained model on annotated videos",
+        description="Evaluate a model (a `ca2st train` run directory or a .keras "
+        "file) with softmax averaged over clips × crops per video.",
+    )
+    parser.add_argument(
+        "--model",
+        metavar="RUN_DIR|FILE.keras",
+        help="required; a run directory's run.json supplies the dataset recipe "
+        "and data root",
+    )
+    parser.add_argument("--annotations", metavar="FILE", help="required")
+    parser.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help="prefix of the video paths (default: the training run's)",
+    )
+    parser.add_argument(
+        "--dataset",
+        metavar="RECIPE",
+        choices=RECIPE_NAMES,
+        help="data recipe (annotation format, sampling, views); default: the "
+        "training run's",
+    )
+    parser.add_argument(
+        "--views",
+        type=runs.parse_views,
+        metavar="CLIPSxCROPS",
+        help="views per video, e.g. 5x3 (default: the recipe's)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=8, metavar="N", help="views per batch"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=4, metavar="N", help="batch loader threads"
+    )
+    parser.add_argument(
+        "--missing-audio",
+        choices=("error", "silence"),
+        default="error",
+        help="a video without audio track (audio models): score it from blank "
+        "inputs and report it, or feed silence",
+    )
+    parser.add_argument(
+        "--per-video-csv", metavar="FILE", help="write one row per video here"
+    )
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_config_argument(parser)
+    parser.set_defaults(handler=run_evaluation)
+    return parser
+
+
+METRIC_LABELS = {"top1": "top-1", "top5": "top-5"}
+
+
+def metric_label(key):
+    """`"top1"` → `"top-1"`, `"verb_top5"` → `"verb top-5"`."""
+    head, _, metric = key.rpartition("_")
+    label = METRIC_LABELS.get(metric, metric)
+    return f"{head} {label}" if head else label
+
+
+def run_evaluation(args):
+    if not args.model or not args.annotations:
+        raise CLIError("give --model RUN_DIR|FILE.keras and --annotations FILE.")
+    model, info = runs.load_run(args.model)
+    recipe_name = args.dataset or info.get("dataset")
+    data_root = args.data_root if args.data_root is not None else info.get("data_root")
+    annotation_format = runs.annotation_format(recipe_name, args.annotations)
+    records = runs.read_records(args.annotations, annotation_format, data_root or "")
+    runs.check_labels(records, model.num_classes)
+    settings = runs.evaluation_settings(model, info, args.dataset, args.views)
+    try:
+        dataset = VideoDataset(
+            records,
+            args.batch_size,
+            mode="test",
+            missing_audio=args.missing_audio,
+            workers=args.workers,
+            **settings,
+        )
+    except ValueError as error:
+        raise CLIError(f"{args.annotations}: {error}") from None
+    views = len(dataset.views)
+    say = print if not args.json else _to_stderr
+    say(
+        f"evaluating {type(model).__name__} on {len(records)} videos × "
+        f"{dataset.num_test_clips} clips × {dataset.num_test_crops} crops "
+        f"({views} views)",
+        flush=True,
+    )
+    result = evaluate_multiview(
+        model,
+        runs.for_model(dataset, model),
+        video_ids=dataset.view_record_indices,
+        labels=dataset.labels,
+        num_videos=len(records),
+        verbose=0 if args.json else 1,
+    )
+    bad = dataset.bad_samples
+    if bad:
+        files = sorted({path for path, _ in bad})
+        print(
+            f"warning: {len(bad)} view(s) of {len(files)} file(s) could not be "
+            "decoded and were scored from blank inputs: "
+            + "; ".join(f"{path}: {reason}" for path, reason in dict(bad).items()),
+            file=sys.stderr,
+        )
+    if args.per_video_csv:
+        write_per_video_csv(args.per_video_csv, result, records)
+        say(f"wrote {args.per_video_csv}")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "videos": len(records),
+                    "views": views,
+                    "metrics": result.metrics,
+                    "bad_files": sorted({path for path, _ in bad}),
+                },
+                indent=1,
+            )
+        )
+    else:
+        for key, value in result.metrics.items():
+            print(f"{metric_label(key):<14} {100 * value:6.2f}%")
+    return 0
+
+
+def write_per_video_csv(path, result, records):
+    """`MultiViewResult.per_video()` rows, with each video's path."""
+    rows = [
+        {"video": row["video"], "path": records[row["video"]].path, **row}
+        for row in result.per_video()
+    ]
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _to_stderr(*args, **kwargs):
+    print(*args, file=sys.stderr, **kwargs)

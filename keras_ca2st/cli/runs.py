@@ -1,0 +1,329 @@
+"""What the `ca2st` train / evaluate / predict commands share.
+
+- Loading a model from a run directory (`model.keras` + `run.json`, as
+  `ca2st train` writes them) or from any `.keras` file of a keras_ca2st model.
+- `run.json`: the class names, dataset recipe and data settings a trained
+  model needs for evaluation and prediction.
+- The data settings of a model: the clip geometry (frames, crop, audio
+  frames) always comes from the model's own inputs, so data and model cannot
+  disagree; sampling and views come from a recipe, the run, or flags.
+"""
+
+import json
+import os
+import warnings
+
+import keras
+import numpy as np
+
+from keras_ca2st.cli.config import CLIError
+from keras_ca2st.data import (
+    AnnotationError,
+    dataset_recipe,
+    read_annotations,
+    read_class_names,
+)
+from keras_ca2st.data.fbank import NUM_MEL_BINS
+from keras_ca2st.models import LAVISH, VideoClassifier
+
+MODEL_FILE = "model.keras"
+RUN_FILE = "run.json"
+# VideoDataset settings that evaluation and prediction take from a run.
+EVALUATION_SETTINGS = ("sampling", "frame_stride", "num_test_clips", "num_test_crops")
+
+
+def model_files(path):
+    """`(model.keras path, run.json path or None)` for a run dir or `.keras` file."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        model = os.path.join(path, MODEL_FILE)
+        if not os.path.exists(model):
+            raise CLIError(
+                f"{path}: no {MODEL_FILE} here; is it a finished `ca2st train` run "
+                "directory? (An interrupted run continues with the same train "
+                "command.)"
+            )
+    elif not os.path.exists(path):
+        raise CLIError(f"{path}: no such model file or run directory.")
+    else:
+        model = path
+    run = os.path.join(os.path.dirname(os.path.abspath(model)), RUN_FILE)
+    return model, run if os.path.exists(run) else None
+
+
+def load_model(path):
+    """A keras_ca2st classifier from a `.keras` file (safe mode, not compiled)."""
+    try:
+        with warnings.catch_warnings():
+            # The classifier compiles itself with a default (unbuilt) optimizer
+            # when it is built, which does not match a trained optimizer's
+            # saved variables; we do not need them.
+            warnings.filterwarnings(
+                "ignore", message="Skipping variable loading for optimizer"
+            )
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for foreign files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CLIError(
+            f"{path}: cannot load it as a Keras model ({type(error).__name__}: "
+            f"{reason})"
+        ) from None
+    if not isinstance(model, (VideoClassifier, LAVISH)):
+        raise CLIError(
+            f"{path}: a {type(model).__name__}, not a keras_ca2st model (CAST, CAVA, "
+            "CA2ST, VideoClassifier or LAVISH)."
+        )
+    return model
+
+
+def read_run_info(path):
+    """The `run.json` dict (empty without one)."""
+    if path is None:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, json.JSONDecodeError) as error:
+        raise CLIError(f"{path}: unreadable run file ({error}).") from None
+
+
+def write_run_info(path, info):
+    """Writes `run.json` atomically."""
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(info, handle, indent=1)
+    os.replace(temporary, path)
+
+
+def load_run(path):
+    """`(model, run info)` from a run directory or a `.keras` file."""
+    model_path, run_path = model_files(path)
+    return load_model(model_path), read_run_info(run_path)
+
+
+def model_input_names(model):
+    return list(model.input) if isinstance(model.input, dict) else ["video"]
+
+
+def clip_geometry(model):
+    """`VideoDataset` arguments that must match the model's inputs.
+
+    Returns:
+        dict with `audio_frames` (`None` for models without audio) and, for
+        models that see frames, `num_frames` and `crop_size`.
+    """
+    shapes = model.backbone.input_shapes()
+    geometry = {"audio_frames": None}
+    if "video" in shapes:
+        frames, height, width, _ = shapes["video"]
+        if height != width:
+            raise CLIError(
+                f"the model takes {height}x{width} frames; crops are square."
+            )
+        geometry.update(num_frames=frames, crop_size=height)
+        if "video_times" in shapes and shapes["video_times"][0] != frames // 2:
+            raise CLIError(
+                f"the model takes {shapes['video_times'][0]} time intervals for "
+                f"{frames} frames; the data pipeline gives one per 2 frames."
+            )
+    if "audio" in shapes:
+        audio_frames, bins = shapes["audio"]
+        if bins != NUM_MEL_BINS:
+            raise CLIError(
+                f"the model's audio input has {bins} frequency bins; the data "
+                f"pipeline makes {NUM_MEL_BINS}-bin fbank features."
+            )
+        geometry["audio_frames"] = audio_frames
+    return geometry
+
+
+def uses_audio(model):
+    return "audio" in model_input_names(model)
+
+
+def parse_views(text):
+    """`"CLIPSxCROPS"` → `(clips, crops)`, e.g. `"2x3"` → `(2, 3)`."""
+    try:
+        clips, crops = (int(part) for part in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"expected CLIPSxCROPS such as 2x3; got {text!r}") from None
+    if clips < 1 or crops < 1:
+        raise ValueError(f"views must be positive; got {text!r}")
+    return clips, crops
+
+
+def annotation_format(recipe_name, path):
+    """The recipe's annotation format, else CSV for `.csv` files and else
+    `path label` lines."""
+    if recipe_name:
+        return dataset_recipe(recipe_name)["annotation_format"]
+    return "csv" if os.fspath(path).lower().endswith(".csv") else "space"
+
+
+def evaluation_settings(model, run_info, recipe_name=None, views=None):
+    """`VideoDataset` keyword arguments to evaluate or apply `model`.
+
+    Sampling and views come from `recipe_name` if given, else from the run's
+    `run.json`, else `VideoDataset`'s defaults; `views` (`(clips, crops)`)
+    overrides the views; the geometry is the model's.
+    """
+    if recipe_name:
+        source = dataset_recipe(recipe_name)["dataset"]
+    else:
+        source = run_info.get("data", {})
+    settings = {k: source[k] for k in EVALUATION_SETTINGS if k in source}
+    if views is not None:
+        settings["num_test_clips"], settings["num_test_crops"] = views
+    settings.update(clip_geometry(model))
+    return settings
+
+
+def read_records(path, format, root):
+    """Annotation records; a missing or malformed file is a `CLIError`."""
+    try:
+        return read_annotations(path, format, root)
+    except AnnotationError as error:
+        raise CLIError(str(error)) from None
+
+
+def check_labels(records, num_classes):
+    """Every label is a class of the model (per head for dict labels)."""
+    for record in records:
+        labels = record.label if isinstance(record.label, dict) else None
+        if isinstance(num_classes, dict) != isinstance(labels, dict):
+            raise CLIError(
+                f"{record.source}: label {record.label!r} does not fit a model with "
+                f"{num_classes} classes."
+            )
+        pairs = (
+            [(labels[h], num_classes[h], h) for h in num_classes if h in labels]
+            if labels is not None
+            else [(record.label, num_classes, None)]
+        )
+        for label, classes, head in pairs:
+            if not 0 <= label < classes:
+                what = f"{head} label" if head else "label"
+                raise CLIError(
+                    f"{record.source}: {what} {label} is outside the model's "
+                    f"{classes} classes."
+                )
+
+
+def parse_class_names_argument(text):
+    """`FILE` or `HEAD=FILE,HEAD=FILE` → a path or a dict of paths."""
+    text = str(text)
+    if "=" not in text:
+        return text
+    paths = {}
+    for part in text.split(","):
+        head, _, path = part.partition("=")
+        paths[head.strip()] = path.strip()
+    return paths
+
+
+def read_class_names_argument(argument):
+    """Class names of `--class-names FILE` (a list) or `HEAD=FILE,...` (a dict)."""
+    paths = parse_class_names_argument(argument)
+    try:
+        if isinstance(paths, dict):
+            return {head: read_class_names(path) for head, path in paths.items()}
+        return read_class_names(paths)
+    except AnnotationError as error:
+        raise CLIError(str(error)) from None
+
+
+def class_counts(names):
+    """Number of classes the names describe (a dict per head)."""
+    if isinstance(names, dict):
+        return {head: len(value) for head, value in names.items()}
+    return len(names)
+
+
+def check_class_names(names, num_classes, where):
+    """The class names describe the model's classes (per head)."""
+    if isinstance(names, dict) != isinstance(num_classes, dict) or (
+        isinstance(names, dict) and set(names) != set(num_classes)
+    ):
+        heads = (
+            f"the heads {', '.join(num_classes)}"
+            if isinstance(num_classes, dict)
+            else "one head"
+        )
+        raise CLIError(
+            f"{where}: the model has {heads}; give FILE for one head, "
+            "HEAD=FILE,HEAD=FILE for several."
+        )
+    if isinstance(num_classes, dict):
+        for head, classes in num_classes.items():
+            check_class_names(names[head], classes, f"{where} ({head})")
+    elif len(names) != num_classes:
+        raise CLIError(
+            f"{where}: {len(names)} class names, but the model has {num_classes} "
+            "classes."
+        )
+
+
+class ModelBatches(keras.utils.PyDataset):
+    """A `VideoDataset`'s batches with only the inputs the model takes.
+
+    The dataset makes every input of the audio-visual family (`audio`,
+    `video_times`, `audio_times` with audio); a Keras functional model
+    refuses keys it does not have (e.g. LAVISH takes no time intervals).
+    With `multiple_of`, a batch whose size is not a multiple of it is filled
+    up with copies of its last sample at sample weight 0: JAX `DataParallel`
+    splits every batch evenly over the devices. (Weighted metrics ignore the
+    copies; Keras' loss still divides by the padded batch size.)
+    """
+
+    def __init__(self, dataset, names, multiple_of=None):
+        super().__init__(
+            workers=dataset.workers,
+            use_multiprocessing=dataset.use_multiprocessing,
+            max_queue_size=dataset.max_queue_size,
+        )
+        self.dataset = dataset
+        self.names = list(names)
+        self.multiple_of = multiple_of
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        inputs, labels, *weights = self.dataset[index]
+        inputs = {name: inputs[name] for name in self.names}
+        size = len(inputs[self.names[0]])
+        extra = -size % self.multiple_of if self.multiple_of else 0
+        if not extra:
+            return (inputs, labels, *weights)
+        weights = weights[0] if weights else np.ones(size, np.float32)
+
+        def pad(array):
+            array = np.asarray(array)
+            return np.concatenate([array, np.repeat(array[-1:], extra, axis=0)])
+
+        inputs, labels = keras.tree.map_structure(pad, (inputs, labels))
+        weights = np.concatenate([weights, np.zeros(extra, np.float32)])
+        return inputs, labels, weights
+
+    def on_epoch_end(self):
+        self.dataset.on_epoch_end()
+
+
+def for_model(dataset, model, multiple_of=None):
+    """`dataset` as `model` takes it: only its inputs, batch sizes a multiple
+    of `multiple_of` (see `ModelBatches`).
+
+    Returns the dataset itself when nothing needs to change.
+    """
+    names = model_input_names(model)
+    made = {"video"}
+    if dataset.audio_frames is not None:
+        made |= {"audio", "video_times", "audio_times"}
+    missing = sorted(set(names) - made)
+    if missing:
+        raise CLIError(f"the data pipeline makes no {missing} input for this model.")
+    sizes = {dataset.batch_size, len(dataset.epoch_order()) % dataset.batch_size}
+    uneven = multiple_of and any(size % multiple_of for size in sizes)
+    if made == set(names) and not uneven:
+        return dataset
+    return ModelBatches(dataset, names, multiple_of if uneven else None)

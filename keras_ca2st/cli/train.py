@@ -1,0 +1,427 @@
+"""`ca2st train`: the reference recipe on `model.fit`, from flags or a config file.
+
+The model is a registered preset (`--preset`, pretrained through
+`from_preset`, or `--random-init`) or a saved `.keras` model (`--model`). The
+clip geometry comes from the model's inputs; sampling, flips, views and the
+mixup probability from the dataset recipe (`--dataset`). Optimizer, loss,
+metrics, checkpoints, resumable state and distribution are the package's own
+(`keras_ca2st.training`). The output directory ends up with `model.keras`,
+`run.json` (what `ca2st evaluate` and `ca2st predict` need), `log.csv`,
+per-epoch checkpoints and the training state; the same command again resumes
+from the last finished epoch.
+"""
+
+import argparse
+import os
+
+import keras
+
+from keras_ca2st.cli import runs
+from keras_ca2st.cli.config import CLIError, add_config_argument
+from keras_ca2st.data import (
+    RECIPE_NAMES,
+    BadSampleReport,
+    Mixup,
+    VideoDataset,
+    dataset_recipe,
+)
+from keras_ca2st.models import LAVISH, VideoClassifier
+from keras_ca2st.models.ca2st.ca2st_presets import load_preset_spec
+from keras_ca2st.training import (
+    DISTRIBUTION_KINDS,
+    ActionAccuracyCallback,
+    build_optimizer,
+    classification_loss,
+    classification_metrics,
+    precision_policy,
+    read_training_state,
+    setup_distribution,
+    training_callbacks,
+)
+
+
+def parse_num_classes(value):
+    """`N`, or `HEAD=N,HEAD=N` (EPIC-KITCHENS-100: `verb=97,noun=300`)."""
+    if isinstance(value, dict):
+        return {str(head): int(count) for head, count in value.items()}
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    if "=" not in text:
+        return int(text)
+    heads = {}
+    for part in text.split(","):
+        head, _, count = part.partition("=")
+        heads[head.strip()] = int(count)
+    return heads
+
+
+def add_parser(commands):
+    parser = commands.add_parser(
+        "train",
+        help="train or fine-tune a model on annotated videos",
+        description="Train a CAST / CAVA / CA²ST / LAVISH classifier with the "
+        "reference recipe (layer-decayed AdamW, warm-up + cosine, label "
+        "smoothing, mixup per the dataset recipe). Running the same command "
+        "again resumes from the last finished epoch.",
+    )
+    model = parser.add_argument_group("model (one of --preset, --model)")
+    model.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="registered preset (`ca2st presets`) or preset directory; "
+        "pretrained weights unless --random-init",
+    )
+    model.add_argument(
+        "--model",
+        metavar="FILE.keras",
+        help="a saved keras_ca2st model (loaded in safe mode), e.g. one you built",
+    )
+    model.add_argument(
+        "--num-classes",
+        type=parse_num_classes,
+        metavar="N|HEAD=N,...",
+        help="classes of a preset's new head(s), e.g. 309 or verb=97,noun=300 "
+        "(default: the recipe's, else one per --class-names line)",
+    )
+    model.add_argument(
+        "--random-init",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="build --preset with random weights (nothing downloaded)",
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--train-annotations", metavar="FILE", help="required")
+    data.add_argument("--val-annotations", metavar="FILE")
+    data.add_argument(
+        "--data-root", metavar="DIR", default="", help="prefix of the video paths"
+    )
+    data.add_argument(
+        "--class-names",
+        metavar="FILE|HEAD=FILE,...",
+        help="class names, saved in run.json for `ca2st predict`",
+    )
+    data.add_argument(
+        "--dataset",
+        metavar="RECIPE",
+        choices=RECIPE_NAMES,
+        help="data recipe (annotation format, sampling, flips, test views, "
+        f"mixup): {', '.join(RECIPE_NAMES)}; default: VideoDataset's defaults, "
+        "CSV annotations for .csv files, else 'path label' lines",
+    )
+    data.add_argument(
+        "--missing-audio",
+        choices=("error", "silence"),
+        default="error",
+        help="a video without audio track (audio models): skip it as a bad "
+        "sample, or feed silence",
+    )
+    data.add_argument(
+        "--workers", type=int, default=4, metavar="N", help="batch loader threads"
+    )
+    recipe = parser.add_argument_group("recipe")
+    recipe.add_argument("--epochs", type=int, default=50, metavar="N")
+    recipe.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        metavar="N",
+        help="global batch (all replicas)",
+    )
+    recipe.add_argument(
+        "--lr",
+        type=float,
+        default=1e-3,
+        metavar="LR",
+        help="base learning rate per 256 samples (peak: LR × global batch / 256)",
+    )
+    recipe.add_argument("--warmup-epochs", type=float, default=5, metavar="N")
+    recipe.add_argument("--weight-decay", type=float, default=0.05, metavar="WD")
+    recipe.add_argument(
+        "--layer-decay",
+        type=float,
+        default=0.75,
+        metavar="LD",
+        help="per-block learning-rate decay (0.75 video, 0.8 audio-visual)",
+    )
+    recipe.add_argument(
+        "--accumulation-steps",
+        type=int,
+        default=1,
+        metavar="N",
+        help="batches per optimizer update",
+    )
+    recipe.add_argument(
+        "--mixed-precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="bf16 or fp16 (with loss scaling) compute; variables stay float32",
+    )
+    recipe.add_argument("--label-smoothing", type=float, default=0.1, metavar="S")
+    recipe.add_argument("--seed", type=int, default=0, metavar="N")
+    run = parser.add_argument_group("run")
+    run.add_argument("--output-dir", metavar="DIR", default="ca2st_run")
+    run.add_argument(
+        "--distribution",
+        choices=DISTRIBUTION_KINDS,
+        default="none",
+        help="data-parallel engine: 'data-parallel' picks the backend's (JAX "
+        "DataParallel over all devices, torch DDP under torchrun, TF "
+        "MirroredStrategy)",
+    )
+    add_config_argument(parser)
+    parser.set_defaults(handler=run_training)
+    return parser
+
+
+def run_training(args):
+    if bool(args.preset) == bool(args.model):
+        raise CLIError("give the model with --preset NAME or --model FILE.keras.")
+    if not args.train_annotations:
+        raise CLIError("give --train-annotations FILE (flag or config key).")
+    for path in (args.train_annotations, args.val_annotations):
+        if path and not os.path.isfile(path):
+            raise CLIError(f"{path}: annotation file not found.")
+    recipe = dataset_recipe(args.dataset) if args.dataset else None
+    try:
+        dist = setup_distribution(args.distribution)
+        per_process_batch = dist.per_process_batch_size(args.batch_size)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+    say = print if dist.is_chief else _quiet
+    policy = precision_policy(args.mixed_precision)
+    class_names = (
+        runs.read_class_names_argument(args.class_names) if args.class_names else None
+    )
+    keras.utils.set_random_seed(args.seed)
+    with dist.scope():
+        model = build_model(args, recipe, class_names, policy)
+    num_classes = model.num_classes
+    if class_names is not None:
+        runs.check_class_names(class_names, num_classes, args.class_names)
+    geometry = runs.clip_geometry(model)
+    data_settings = {**(recipe["dataset"] if recipe else {}), **geometry}
+    annotation_format = runs.annotation_format(args.dataset, args.train_annotations)
+
+    def dataset(path, mode, **kwargs):
+        records = runs.read_records(path, annotation_format, args.data_root)
+        runs.check_labels(records, num_classes)
+        try:
+            return VideoDataset(
+                records,
+                per_process_batch,
+                mode=mode,
+                seed=args.seed,
+                missing_audio=args.missing_audio,
+                workers=args.workers,
+                num_shards=dist.num_processes,
+                shard_index=dist.process_index,
+                **data_settings,
+                **kwargs,
+            )
+        except ValueError as error:  # e.g. fewer samples than one batch
+            raise CLIError(f"{path}: {error}") from None
+
+    mixup_prob = recipe["mixup_prob"] if recipe else 0.0
+    mixup = (
+        Mixup(num_classes, prob=mixup_prob, label_smoothing=args.label_smoothing)
+        if mixup_prob > 0
+        else None
+    )
+    train = dataset(args.train_annotations, "train", mixup=mixup)
+    val = dataset(args.val_annotations, "val") if args.val_annotations else None
+    train_data = runs.for_model(train, model)
+    val_data = None
+    if val is not None:
+        # A process feeding several devices (JAX DataParallel) splits every
+        # batch evenly over them: a last, smaller validation batch is padded.
+        devices = dist.num_replicas // dist.num_processes
+        val_data = runs.for_model(val, model, multiple_of=devices)
+
+    with dist.scope():  # TensorFlow: the optimizer's variables are mirrored
+        try:
+            optimizer = build_optimizer(
+                model,
+                base_learning_rate=args.lr,
+                batch_size=args.batch_size // dist.num_replicas,
+                num_replicas=dist.num_replicas,
+                accumulation_steps=args.accumulation_steps,
+                epochs=args.epochs,
+                steps_per_epoch=len(train),
+                warmup_epochs=args.warmup_epochs,
+                layer_decay=args.layer_decay,
+                weight_decay=args.weight_decay,
+                loss_scale=policy == "mixed_float16",
+            )
+        except ValueError as error:  # non-positive sizes, layer decay range
+            raise CLIError(str(error)) from None
+        model.compile(
+            optimizer=optimizer,
+            loss=classification_loss(num_classes, args.label_smoothing),
+            metrics=None,  # not the task's "auto" accuracy
+            # Weighted: validation batches give bad (and padding) samples
+            # weight 0; plain `metrics` would count them as misses.
+            weighted_metrics=classification_metrics(num_classes),
+            jit_compile=dist.jit_compile,
+        )
+    multi_head = isinstance(num_classes, dict)
+    monitor = None
+    metric_callbacks = []
+    if val is not None:
+        monitor = "val_action_top1" if multi_head else "val_top1"
+        if multi_head:
+            metric_callbacks.append(ActionAccuracyCallback(val_data))
+    say(
+        f"training {type(model).__name__} ({', '.join(model.backbone.expert_names)}) "
+        f"on {len(train.records)} videos, {len(train)} steps per epoch"
+        + (
+            f" per process ({dist.num_processes} processes)"
+            if dist.num_processes > 1
+            else ""
+        )
+        + f", backend {keras.config.backend()}, distribution {dist.kind}"
+    )
+    state = read_training_state(os.path.join(args.output_dir, "state"))
+    if state is not None:
+        done = int(state["epoch"])
+        train.set_epoch(done)
+        if done >= args.epochs:
+            say(
+                f"{args.output_dir}: already trained for {done} epochs (--epochs "
+                f"{args.epochs}); nothing to resume."
+            )
+        else:
+            say(f"resuming {args.output_dir} after epoch {done} of {args.epochs}")
+    callbacks = [BadSampleReport(*[d for d in (train, val) if d is not None])]
+    callbacks += training_callbacks(
+        args.output_dir,
+        dist,
+        metric_callbacks=metric_callbacks,
+        monitor=monitor,
+        mode="max",
+    )
+    model.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=args.epochs,
+        callbacks=callbacks,
+        shuffle=False,  # the dataset shuffles, seeded, every epoch
+        verbose=1 if dist.is_chief else 0,
+    )
+    if dist.is_chief:
+        model_path = os.path.join(args.output_dir, runs.MODEL_FILE)
+        model.save(model_path)
+        run_path = os.path.join(args.output_dir, runs.RUN_FILE)
+        runs.write_run_info(
+            run_path,
+            run_info(args, model, class_names, data_settings, annotation_format, dist),
+        )
+        say(f"wrote {model_path} and {run_path}")
+    _finish(dist)
+    return 0
+
+
+def expected_classes(args, recipe, class_names):
+    """The classes the flags ask for and the flag that says so, or `(None, None)`."""
+    if args.num_classes is not None:
+        return args.num_classes, "--num-classes"
+    if recipe is not None and recipe.get("num_classes") is not None:
+        return recipe["num_classes"], f"the recipe {args.dataset!r}"
+    if class_names is not None:
+        return runs.class_counts(class_names), f"--class-names {args.class_names}"
+    return None, None
+
+
+def build_model(args, recipe, class_names, policy):
+    """The model to train: a preset with new heads, or a saved model."""
+    wanted, source = expected_classes(args, recipe, class_names)
+    if args.model:
+        if args.random_init:
+            raise CLIError("--random-init applies to --preset, not --model.")
+        model = runs.load_model(args.model)
+        if wanted is not None and wanted != model.num_classes:
+            raise CLIError(
+                f"{args.model} has {model.num_classes} classes, but {source} says "
+                f"{wanted}."
+            )
+        if policy != "float32":
+            model = _with_dtype_policy(model, policy)
+        return model
+    try:
+        is_directory = os.path.isdir(args.preset)
+        spec = None if is_directory else load_preset_spec(args.preset)
+        model_class = (
+            LAVISH if spec and spec["model_class"] == "LAVISH" else VideoClassifier
+        )
+        kwargs = {} if wanted is None else {"num_classes": wanted}
+        if policy != "float32":
+            kwargs["dtype"] = policy
+        return model_class.from_preset(
+            args.preset, load_weights=not args.random_init, **kwargs
+        )
+    except ValueError as error:  # unknown preset, no num_classes, no weights
+        raise CLIError(str(error)) from None
+
+
+def _with_dtype_policy(model, policy):
+    """The same model (same weights) rebuilt with another dtype policy."""
+    config = model.get_config()
+    config["backbone"]["config"]["dtype"] = policy
+    rebuilt = type(model).from_config(config)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def run_info(args, model, class_names, data_settings, annotation_format, dist):
+    """The `run.json` of a finished run."""
+    return {
+        "model": runs.MODEL_FILE,
+        "model_class": type(model).__name__,
+        "preset": args.preset,
+        "initial_model": os.path.abspath(args.model) if args.model else None,
+        "random_init": bool(args.random_init) if args.preset else None,
+        "num_classes": model.num_classes,
+        "class_names": class_names,
+        "dataset": args.dataset,
+        "annotation_format": annotation_format,
+        "data_root": os.path.abspath(args.data_root) if args.data_root else "",
+        "data": {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in data_settings.items()
+        },
+        "inputs": {
+            name: list(shape) for name, shape in model.backbone.input_shapes().items()
+        },
+        "training": {
+            key: getattr(args, key)
+            for key in (
+                "train_annotations",
+                "val_annotations",
+                "epochs",
+                "batch_size",
+                "lr",
+                "warmup_epochs",
+                "weight_decay",
+                "layer_decay",
+                "accumulation_steps",
+                "mixed_precision",
+                "label_smoothing",
+                "seed",
+            )
+        },
+        "backend": keras.config.backend(),
+        "distribution": dist.kind,
+        "replicas": dist.num_replicas,
+    }
+
+
+def _finish(dist):
+    if dist.kind == "torch-ddp" and dist.num_processes > 1:
+        import torch.distributed
+
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+def _quiet(*args, **kwargs):
+    return None
