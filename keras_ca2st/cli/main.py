@@ -197,7 +197,7 @@ def build_parser():
         "synthetic audio-visual set (CPU, no download) and compare them",
     )
     demo.add_argument("--output-dir", default="ca2st_demo")
-    demo.add_argument("--num-train", type=int, default=320)
+    demo.add_argument("--num-train", type=int, default=256)
     demo.add_argument("--num-val", type=int, default=48)
     demo.add_argument("--epochs", type=int, default=80)
     demo.add_argument("--seed", type=int, default=0)

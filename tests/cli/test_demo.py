@@ -31,7 +31,7 @@ def test_demo_runs_end_to_end_and_reports(tmp_path, capsys):
     assert list(results) == ["audio only", "CA²ST", "LAVISH"]
     for result in results.values():
         assert 0.0 <= result["val_accuracy"] <= 1.0
-        assert len(result["val_accuracy_per_epoch"]) == 1
+        assert result["val_epochs"] == [1] and len(result["val_accuracy_curve"]) == 1
         assert sum(map(sum, result["confusion"])) == 8
     assert (output / "demo.png").stat().st_size > 10_000
     assert len(os.listdir(output / "data" / "videos")) == 24
