@@ -30,6 +30,7 @@ from keras_ca2st.models.ca2st.ca2st_presets import load_preset_spec
 from keras_ca2st.training import (
     DISTRIBUTION_KINDS,
     ActionAccuracyCallback,
+    build_before_fit,
     build_optimizer,
     classification_loss,
     classification_metrics,
@@ -264,6 +265,9 @@ def run_training(args):
             weighted_metrics=classification_metrics(num_classes),
             jit_compile=dist.jit_compile,
         )
+        # Else `fit` reads its first batch through the worker pool and mixes
+        # the pool's prefetched batches into the first epoch.
+        build_before_fit(model, train_data[0])
     multi_head = isinstance(num_classes, dict)
     monitor = None
     metric_callbacks = []
@@ -284,7 +288,6 @@ def run_training(args):
     state = read_training_state(os.path.join(args.output_dir, "state"))
     if state is not None:
         done = int(state["epoch"])
-        train.set_epoch(done)
         if done >= args.epochs:
             say(
                 f"{args.output_dir}: already trained for {done} epochs (--epochs "
@@ -292,13 +295,15 @@ def run_training(args):
             )
         else:
             say(f"resuming {args.output_dir} after epoch {done} of {args.epochs}")
-    callbacks = [BadSampleReport(*[d for d in (train, val) if d is not None])]
+    datasets = [d for d in (train, val) if d is not None]
+    callbacks = [BadSampleReport(*datasets)]
     callbacks += training_callbacks(
         args.output_dir,
         dist,
         metric_callbacks=metric_callbacks,
         monitor=monitor,
         mode="max",
+        datasets=datasets,  # shuffle and augmentation follow the fit epoch
     )
     model.fit(
         train_data,

@@ -10,8 +10,16 @@ The batches are therefore identical whatever the number of workers or the
 order in which they finish. (`model.fit(shuffle=True)` additionally shuffles
 the order of whole batches with Python's `random`; pass `shuffle=False`, or
 seed with `keras.utils.set_random_seed`, for a fully reproducible run.)
-The epoch counter advances in `on_epoch_end`, which Keras calls in the main
-process between epochs; the worker pools Keras starts each epoch see it.
+On its own the epoch counter advances in `on_epoch_end`, which Keras calls in
+the main process between epochs (and once when `fit` starts); the worker
+pools Keras starts each epoch see it. For runs that must be reproducible
+across a restart, pass the dataset to `keras_ca2st.training.DatasetEpoch`
+(or `training_callbacks(..., datasets=[train])`): it sets the epoch to the
+`fit` epoch when each epoch begins, so a resumed run sees the batches an
+uninterrupted run sees. With `workers > 1`, also call
+`keras_ca2st.training.build_before_fit(model, train[0])` before `fit`: on
+torch and jax, Keras otherwise opens each epoch with batches its worker pool
+prefetched for the one before.
 
 Bad samples: a file that cannot be decoded does not stop training. In
 `"substitute"` mode (the training default) the next sample of the epoch order
@@ -182,6 +190,10 @@ class VideoDataset(keras.utils.PyDataset):
     ...                    num_classes=309)  # doctest: +SKIP
     >>> model.fit(train, validation_data=val, epochs=10, shuffle=False,
     ...           callbacks=[BadSampleReport(train, val)])  # doctest: +SKIP
+
+    With `keras_ca2st.training.DatasetEpoch(train)` among the callbacks (as
+    `training_callbacks(..., datasets=[train, val])` adds it), `fit` epoch k
+    uses dataset epoch k, also in a run that resumes from a saved state.
     """
 
     def __init__(
@@ -322,12 +334,17 @@ class VideoDataset(keras.utils.PyDataset):
         # Keras calls this in the main process after the epoch's workers have
         # stopped, so the next epoch's worker pool (threads, or processes
         # forked afresh each epoch) sees the new value. Keras also calls it
-        # once after the batches it reads to build the model, so `fit` epoch
-        # k uses dataset epoch k + 1; that offset is the same in every run.
+        # once when `fit` starts (after the batch it may read to build the
+        # metrics), so under plain `fit` epoch k uses dataset epoch k + 1.
+        # `DatasetEpoch` overrides the count with the `fit` epoch.
         self.epoch += 1
 
     def set_epoch(self, epoch):
-        """Sets the epoch used for shuffling and augmentation (e.g. on resume)."""
+        """Sets the epoch used for shuffling and augmentation.
+
+        `keras_ca2st.training.DatasetEpoch` calls it with the `fit` epoch at
+        the start of every epoch.
+        """
         self.epoch = int(epoch)
 
     def epoch_order(self, epoch=None):

@@ -7,13 +7,16 @@
   `harmonic_mean`.
 - `evaluation`: `evaluate_multiview` (softmax averaged over clips × crops),
   `ActionAccuracyCallback`, `balance_report`.
-- `checkpointing`: `TrainingState` (resume), `training_callbacks`.
+- `checkpointing`: `TrainingState` (resume), `DatasetEpoch` (the data's epoch
+  is the `fit` epoch), `build_before_fit`, `training_callbacks`.
 - `distribution`: `setup_distribution` (JAX DataParallel, torch DDP,
   TensorFlow MirroredStrategy).
 """
 
 from keras_ca2st.training.checkpointing import (
+    DatasetEpoch,
     TrainingState,
+    build_before_fit,
     read_training_state,
     training_callbacks,
 )

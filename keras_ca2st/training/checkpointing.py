@@ -10,11 +10,17 @@ uninterrupted run ends. Each state is written to new files and then published
 by atomically replacing `state.json`, so a kill while writing leaves the
 previous state intact.
 
-`training_callbacks` assembles it with per-epoch weight checkpoints, a CSV
+`DatasetEpoch` ties a dataset's per-epoch shuffle order and augmentation to
+the `fit` epoch, and `build_before_fit` keeps Keras from mixing batches of
+two epochs, so that a resumed run also sees the batches an uninterrupted run
+sees.
+
+`training_callbacks` assembles them with per-epoch weight checkpoints, a CSV
 log, TensorBoard (when TensorFlow and tensorboard are installed) and the
 distribution's own callbacks, in the order they must run.
 """
 
+import csv as csv_lib
 import glob
 import importlib.util
 import json
@@ -34,6 +40,74 @@ def read_training_state(directory):
         return None
     with open(path) as handle:
         return json.load(handle)
+
+
+class DatasetEpoch(keras.callbacks.Callback):
+    """Sets each dataset's epoch to the `fit` epoch when the epoch begins.
+
+    `VideoDataset` draws its shuffle order and augmentation from
+    `(seed, epoch)`. On its own, its epoch counts the `on_epoch_end` calls
+    Keras makes, including one when `fit` starts (after it reads a batch to
+    build the metrics); a restarted `fit` would start counting again. With
+    this callback `fit` epoch `k` uses dataset epoch `k`, in a fresh run and
+    in one that `TrainingState` resumes at epoch `k`, whatever Keras calls
+    before. Keras calls `on_epoch_begin` before it starts the epoch's data
+    iterator and its worker threads or processes, so every batch of the
+    epoch sees the new value.
+
+    Args:
+        *datasets: objects with a `set_epoch(epoch)` method, e.g.
+            `VideoDataset`s (training and validation).
+
+    Example:
+    ```python
+    model.fit(train, validation_data=val, epochs=50, shuffle=False,
+              callbacks=[DatasetEpoch(train, val), TrainingState("runs/x/state")])
+    ```
+    """
+
+    def __init__(self, *datasets):
+        super().__init__()
+        for dataset in datasets:
+            if not callable(getattr(dataset, "set_epoch", None)):
+                raise TypeError(
+                    f"DatasetEpoch needs datasets with a set_epoch(epoch) method; "
+                    f"got a {type(dataset).__name__}."
+                )
+        self.datasets = datasets
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for dataset in self.datasets:
+            dataset.set_epoch(epoch)
+
+
+def build_before_fit(model, batch):
+    """Builds a compiled model's loss and metrics from `batch`, before `fit`.
+
+    `fit` builds them from the first batch it reads when they are not built
+    yet. On the torch and jax backends (Keras 3.15) it reads that batch
+    through the dataset's worker pool (`workers > 1`), and then hands the
+    batches the pool prefetched meanwhile to the first epoch: every epoch
+    starts with the last batches of the one before, and a resumed run's first
+    epoch with batches of whatever epoch the dataset was at when `fit`
+    started. Built beforehand from a batch read directly, `fit` reads none,
+    and each epoch sees exactly its own batches.
+
+    Args:
+        model: a compiled model.
+        batch: one `(inputs, labels[, sample_weights])` batch of the training
+            data, e.g. `train[0]` (only its shapes and dtypes are used).
+
+    Example:
+    ```python
+    model.compile(optimizer=..., loss=..., metrics=...)
+    build_before_fit(model, train[0])
+    model.fit(train, epochs=50, callbacks=[DatasetEpoch(train)])
+    ```
+    """
+    # What `fit` does with its first batch (`Trainer._symbolic_build`),
+    # symbolically: no computation, no worker pool.
+    model._symbolic_build(data_batch=tuple(batch) if isinstance(batch, list) else batch)
 
 
 class TrainingState(keras.callbacks.Callback):
@@ -197,20 +271,26 @@ def training_callbacks(
     mode="auto",
     tensorboard=True,
     csv=True,
+    datasets=(),
 ):
     """The callbacks of a training run, in the order they must run.
 
-    1. `metric_callbacks` that add to the epoch logs (e.g.
+    1. `DatasetEpoch` for `datasets` (their epoch is the `fit` epoch);
+    2. `metric_callbacks` that add to the epoch logs (e.g.
        `ActionAccuracyCallback`);
-    2. the distribution's callbacks (torch DDP: weight broadcast, gradient
+    3. the distribution's callbacks (torch DDP: weight broadcast, gradient
        all-reduce, and averaging of the epoch logs over the ranks, including
        those the metric callbacks added);
-    3. `TrainingState` in `directory/state` (resume after an interruption);
     4. on the chief only: per-epoch weights `directory/checkpoints/
        epoch_{epoch:03d}.weights.h5` (with optimizer state), the best epoch by
        `monitor` in `best.weights.h5`, `directory/log.csv`, and TensorBoard
        logs in `directory/tensorboard` (with TensorFlow and tensorboard
-       installed).
+       installed);
+    5. `TrainingState` in `directory/state` (resume after an interruption),
+       last: an epoch counts as done once everything above has written it.
+       A run killed after the log row of an epoch but before its state
+       repeats that epoch; its rows from that epoch on are dropped from
+       `log.csv` when the run resumes.
 
     Args:
         directory: the run directory.
@@ -221,26 +301,31 @@ def training_callbacks(
         tensorboard: write TensorBoard logs (skipped without TensorFlow and
             tensorboard).
         csv: write the CSV log (appended to when the run resumes).
+        datasets: datasets with `set_epoch` (`VideoDataset`) whose shuffle
+            order and augmentation follow the `fit` epoch; with them, a
+            resumed run sees the same batches as an uninterrupted one.
 
     Returns:
         list of `keras.callbacks.Callback`.
 
     Example:
     ```python
-    model.fit(train, validation_data=val, epochs=50,
-              callbacks=training_callbacks("runs/k400", dist, monitor="val_top1"))
+    model.fit(train, validation_data=val, epochs=50, shuffle=False,
+              callbacks=training_callbacks("runs/k400", dist, monitor="val_top1",
+                                           datasets=(train, val)))
     ```
     """
     directory = os.fspath(directory)
     is_chief = True if distribution is None else distribution.is_chief
-    callbacks = list(metric_callbacks)
+    callbacks = [DatasetEpoch(*datasets)] if datasets else []
+    callbacks += list(metric_callbacks)
     if distribution is not None:
         callbacks += distribution.callbacks()
     state_dir = os.path.join(directory, "state")
-    resuming = read_training_state(state_dir) is not None
-    callbacks.append(TrainingState(state_dir, is_chief=is_chief))
+    state = read_training_state(state_dir)
+    training_state = TrainingState(state_dir, is_chief=is_chief)
     if not is_chief:
-        return callbacks
+        return callbacks + [training_state]
     checkpoints = os.path.join(directory, "checkpoints")
     os.makedirs(checkpoints, exist_ok=True)
     callbacks.append(
@@ -249,6 +334,9 @@ def training_callbacks(
             save_weights_only=True,
         )
     )
+    log = os.path.join(directory, "log.csv")
+    if csv and state is not None:
+        _keep_log_rows(log, int(state["epoch"]))
     if monitor:
         callbacks.append(
             keras.callbacks.ModelCheckpoint(
@@ -257,16 +345,52 @@ def training_callbacks(
                 mode=mode,
                 save_best_only=True,
                 save_weights_only=True,
+                # Resumed: only an epoch better than the logged ones replaces it.
+                initial_value_threshold=(
+                    _best_logged(log, monitor, mode) if csv and state else None
+                ),
             )
         )
     if csv:
-        callbacks.append(
-            keras.callbacks.CSVLogger(
-                os.path.join(directory, "log.csv"), append=resuming
-            )
-        )
+        callbacks.append(keras.callbacks.CSVLogger(log, append=state is not None))
     if tensorboard and tensorboard_available():
         callbacks.append(
             keras.callbacks.TensorBoard(os.path.join(directory, "tensorboard"))
         )
-    return callbacks
+    return callbacks + [training_state]
+
+
+def _keep_log_rows(path, epochs):
+    """Drops the rows of epochs `>= epochs` from a `CSVLogger` file."""
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as handle:
+        rows = list(csv_lib.reader(handle))
+    if not rows:
+        return
+    kept = [rows[0]] + [
+        row for row in rows[1:] if row and row[0].isdigit() and int(row[0]) < epochs
+    ]
+    if len(kept) == len(rows):
+        return
+    temporary = path + ".tmp"
+    with open(temporary, "w", newline="") as handle:
+        csv_lib.writer(handle).writerows(kept)
+    os.replace(temporary, path)
+
+
+def _best_logged(path, monitor, mode):
+    """The best `monitor` value in a `CSVLogger` file (`None` if unknown)."""
+    if mode not in ("max", "min") or not os.path.exists(path):
+        return None
+    with open(path, newline="") as handle:
+        values = []
+        for row in csv_lib.DictReader(handle):
+            try:
+                values.append(float(row.get(monitor)))
+            except (TypeError, ValueError):  # missing column, "NA"
+                continue
+    values = [v for v in values if np.isfinite(v)]
+    if not values:
+        return None
+    return max(values) if mode == "max" else min(values)

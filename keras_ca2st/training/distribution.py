@@ -245,7 +245,6 @@ def _setup_tensorflow(devices):
     )
 
 
-
 # === torch DDP ===
 
 

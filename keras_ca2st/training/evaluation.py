@@ -64,12 +64,25 @@ def average_view_softmax(logits, video_ids, num_videos=None):
 
 
 def top_k_hits(scores, labels, k):
-    """Boolean `(num_videos,)`: the label is among the `k` highest scores."""
+    """Boolean `(num_videos,)`: the label is among the `k` highest scores.
+
+    Ties count against the prediction, as in `TopKAccuracy`: the label is a
+    hit only if fewer than `k` other classes score at least as high (`k` is
+    capped at the number of classes).
+
+    Example:
+
+    >>> import numpy as np
+    >>> top_k_hits(np.array([[0.2, 0.5, 0.3], [0.4, 0.4, 0.2]]), [1, 0], 1).tolist()
+    [True, False]
+    """
     scores = np.asarray(scores)
     labels = _class_indices(labels)
     k = min(int(k), scores.shape[-1])
-    top = np.argsort(-scores, axis=-1, kind="stable")[:, :k]
-    return np.any(top == labels[:, None], axis=-1)
+    label_scores = np.take_along_axis(scores, labels[:, None], axis=-1)
+    # Classes not strictly below the label, less the label itself.
+    rivals = np.sum(~(scores < label_scores), axis=-1) - 1
+    return rivals < k
 
 
 def _class_indices(labels):
@@ -77,7 +90,9 @@ def _class_indices(labels):
     return labels.argmax(-1) if labels.ndim == 2 else labels.reshape(-1)
 
 
-def classification_scores(scores, labels, top_k=(1, 5), heads=ACTION_HEADS):
+def classification_scores(
+    scores, labels, top_k=(1, 5), heads=ACTION_HEADS, sample_weight=None
+):
     """Accuracy figures for averaged scores.
 
     Args:
@@ -85,23 +100,33 @@ def classification_scores(scores, labels, top_k=(1, 5), heads=ACTION_HEADS):
         labels: class indices `(videos,)` or a dict of them.
         top_k: the k values.
         heads: for dict input, the two heads whose joint top-1 is the action.
+        sample_weight: optional `(videos,)` weights; weight 0 leaves a sample
+            out (bad samples, padding), as in Keras' weighted metrics.
 
     Returns:
         dict: `top1`, `top5` (single head), or `verb_top1`, `noun_top5`, ...
-        and `action_top1` when both `heads` are present; values in [0, 1].
+        and `action_top1` when both `heads` are present; values in [0, 1]
+        (0 when no sample has weight).
     """
+
+    def mean(hits):
+        if sample_weight is None:
+            return float(np.mean(hits))
+        weights = np.asarray(sample_weight, np.float64).reshape(-1)
+        total = weights.sum()
+        return float(np.sum(hits * weights) / total) if total > 0 else 0.0
+
     if not isinstance(scores, dict):
-        return {f"top{k}": float(top_k_hits(scores, labels, k).mean()) for k in top_k}
+        return {f"top{k}": mean(top_k_hits(scores, labels, k)) for k in top_k}
     results = {}
     for head in scores:
         for k in top_k:
-            hits = top_k_hits(scores[head], labels[head], k)
-            results[f"{head}_top{k}"] = float(hits.mean())
+            results[f"{head}_top{k}"] = mean(top_k_hits(scores[head], labels[head], k))
     if all(head in scores for head in heads):
         action = np.logical_and(
             *[top_k_hits(scores[head], labels[head], 1) for head in heads]
         )
-        results["action_top1"] = float(action.mean())
+        results["action_top1"] = mean(action)
     return results
 
 
@@ -128,10 +153,20 @@ class MultiViewResult:
         return self.probabilities.argmax(-1)
 
     def per_video(self):
-        """One dict per video: prediction, its probability, label, correct."""
+        """One dict per video: prediction, its probability, label, correct.
+
+        `correct` is the top-1 hit of `metrics`: a prediction tied with
+        another class's probability is not correct.
+        """
         heads = (
             list(self.probabilities) if isinstance(self.probabilities, dict) else [None]
         )
+        hits = {}
+        if self.labels is not None:
+            for head in heads:
+                probs = self.probabilities if head is None else self.probabilities[head]
+                labels = self.labels if head is None else self.labels[head]
+                hits[head] = top_k_hits(probs, labels, 1)
         rows = []
         num_videos = len(
             next(iter(self.probabilities.values()))
@@ -151,8 +186,8 @@ class MultiViewResult:
                     labels = self.labels if head is None else self.labels[head]
                     label = int(_class_indices(labels)[video])
                     row[f"{prefix}label"] = label
-                    row[f"{prefix}correct"] = prediction == label
-                    all_right = all_right and prediction == label
+                    row[f"{prefix}correct"] = bool(hits[head][video])
+                    all_right = all_right and row[f"{prefix}correct"]
             if self.labels is not None and len(heads) > 1:
                 row["action_correct"] = all_right
             rows.append(row)
@@ -241,12 +276,13 @@ class ActionAccuracyCallback(keras.callbacks.Callback):
     validation batches once per `frequency` epochs and writes
     `{prefix}verb_top1`, `{prefix}noun_top5`, `{prefix}action_top1`, ... into
     the logs, where `CSVLogger`, `TensorBoard` and `ModelCheckpoint(monitor=...)`
-    listed after it see them.
+    listed after it see them. Sample weights weigh the samples, as in Keras'
+    weighted metrics: bad samples and padding (weight 0) do not count.
 
     Args:
         validation_data: a `keras.utils.PyDataset` (or any sequence / iterable)
             of `(inputs, labels[, weights])` batches, or a tuple
-            `(inputs, labels)` of arrays.
+            `(inputs, labels[, weights])` of arrays.
         batch_size: batch size for array input.
         prefix: prefix of the log keys.
         frequency: evaluate every `frequency` epochs.
@@ -265,34 +301,46 @@ class ActionAccuracyCallback(keras.callbacks.Callback):
         self.frequency = frequency
 
     def _batches(self):
+        """`(inputs, labels, weights or None)` batches."""
         data = self.validation_data
         if isinstance(data, tuple) and len(data) in (2, 3):
-            inputs, labels = data[0], data[1]
-            size = len(keras.tree.flatten(labels)[0])
+            size = len(keras.tree.flatten(data[1])[0])
             for start in range(0, size, self.batch_size):
-                yield (
-                    _slice(inputs, start, start + self.batch_size),
-                    _slice(labels, start, start + self.batch_size),
-                )
+                batch = [_slice(part, start, start + self.batch_size) for part in data]
+                yield _with_weights(batch)
         elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
             for index in range(len(data)):
-                yield data[index][:2]
+                yield _with_weights(data[index])
         else:
             for batch in data:
-                yield batch[:2]
+                yield _with_weights(batch)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or (epoch + 1) % self.frequency:
             return
-        scores, labels = [], []
-        for inputs, batch_labels in self._batches():
+        scores, labels, weights = [], [], []
+        for inputs, batch_labels, batch_weights in self._batches():
             outputs = self.model.predict_on_batch(inputs)
             scores.append(keras.tree.map_structure(np.asarray, outputs))
             labels.append(keras.tree.map_structure(np.asarray, batch_labels))
+            size = len(keras.tree.flatten(labels[-1])[0])
+            weights.append(
+                np.ones(size)
+                if batch_weights is None
+                else np.asarray(batch_weights, np.float64).reshape(-1)
+            )
         scores = keras.tree.map_structure(lambda *a: np.concatenate(a), *scores)
         labels = keras.tree.map_structure(lambda *a: np.concatenate(a), *labels)
-        for name, value in classification_scores(scores, labels).items():
+        results = classification_scores(
+            scores, labels, sample_weight=np.concatenate(weights)
+        )
+        for name, value in results.items():
             logs[f"{self.prefix}{name}"] = value
+
+
+def _with_weights(batch):
+    inputs, labels, *weights = batch
+    return inputs, labels, (weights[0] if weights else None)
 
 
 def _slice(structure, start, stop):

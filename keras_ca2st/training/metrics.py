@@ -22,12 +22,19 @@ def _target_indices(y_true, y_pred):
 def top_k_correct(y_true, y_pred, k=1):
     """Per-sample 1.0 / 0.0: is the target among the `k` highest scores.
 
+    Ties count against the prediction: the target is in the top `k` only if
+    fewer than `k` other classes score at least as high as it does (equal
+    logits, as at initialisation, give no hit; nor does a NaN target score).
     Soft targets count their largest entry as the class; `k` is capped at the
-    number of classes.
+    number of classes. `evaluation.top_k_hits` is the numpy twin.
     """
     k = min(int(k), int(y_pred.shape[-1]))
     targets = _target_indices(y_true, y_pred)
-    return ops.cast(ops.in_top_k(targets, ops.cast(y_pred, "float32"), k), "float32")
+    scores = ops.cast(y_pred, "float32")
+    target_scores = ops.take_along_axis(scores, ops.expand_dims(targets, -1), axis=-1)
+    # Classes not strictly below the target, less the target itself.
+    rivals = ops.sum(ops.cast(ops.logical_not(scores < target_scores), "int32"), -1)
+    return ops.cast(rivals - 1 < k, "float32")
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")
@@ -47,6 +54,13 @@ class TopKAccuracy(keras.metrics.MeanMetricWrapper):
     ...                                                 [0.1, 0.5, 0.4]]))
     >>> float(metric.result())
     0.5
+
+    Ties count against the prediction (see `top_k_correct`):
+
+    >>> metric = TopKAccuracy(k=1)
+    >>> metric.update_state(np.array([0]), np.zeros((1, 3)))
+    >>> float(metric.result())
+    0.0
     """
 
     def __init__(self, k=1, name=None, dtype=None):

@@ -10,9 +10,11 @@ import csv
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import time
 import types
 
 import keras
@@ -192,6 +194,85 @@ def check_predict_with_run_class_names(workspace, run_dir):
         position, score, label = line.split()
         assert position == f"{rank}." and label in workspace.data.class_names
         assert 0.0 <= float(score) <= 1.0
+
+
+def test_killed_train_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+    """SIGKILL after epoch 1 of 3, the same command again: the same weights.
+
+    A video model, so that each epoch's random clips and crops (the synthetic
+    recipe's augmentation) and shuffle order decide what it learns: the
+    resumed run must see the batches of the uninterrupted one.
+    """
+    model = save_tiny_model(tmp_path / "spatial.keras", "spatial only")
+    data = make_synthetic_dataset(tmp_path / "data", num_train=8, num_val=8)
+    argv = [
+        "train",
+        "--model",
+        model,
+        "--dataset",
+        "synthetic",
+        "--train-annotations",
+        data.train_annotations,
+        "--data-root",
+        data.root,
+        "--epochs",
+        3,
+        "--batch-size",
+        4,
+        "--lr",
+        0.5,
+        "--warmup-epochs",
+        0,
+        "--workers",
+        1,
+        "--seed",
+        0,
+    ]
+    uninterrupted = tmp_path / "uninterrupted"
+    status, _, err = run_cli([*argv, "--output-dir", uninterrupted])
+    assert status == 0, err[-3000:]
+
+    run_dir = tmp_path / "killed"
+    command = [
+        sys.executable,
+        "-m",
+        "keras_ca2st.cli.main",
+        *map(str, argv),
+        "--output-dir",
+        str(run_dir),
+    ]
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    state_file = run_dir / "state" / "state.json"
+    log = tmp_path / "killed.log"  # a file, not a pipe nobody reads
+    with open(log, "w") as handle:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT
+        )
+    deadline = time.monotonic() + 300
+    try:
+        while process.poll() is None and not state_file.exists():
+            assert time.monotonic() < deadline, "no state after 300 s"
+            time.sleep(0.005)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, log.read_text()[-3000:]
+    killed_after = json.loads(state_file.read_text())["epoch"]
+    assert killed_after in (1, 2)  # stopped in the middle of the run
+    assert not (run_dir / "model.keras").exists()
+
+    # The same command again (in this process: one interpreter start less).
+    status, out, err = run_cli([*argv, "--output-dir", run_dir])
+    assert status == 0, err[-3000:]
+    assert f"resuming {run_dir} after epoch {killed_after} of 3" in out
+    assert [row["epoch"] for row in log_rows(run_dir)] == ["0", "1", "2"]
+    expected = keras.saving.load_model(uninterrupted / "model.keras", compile=False)
+    actual = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    difference = max(
+        float(np.abs(np.asarray(a) - np.asarray(b)).max())
+        for a, b in zip(actual.get_weights(), expected.get_weights(), strict=True)
+    )
+    assert difference <= 1e-6, difference
 
 
 def assert_one_line_error(status, err, *fragments):

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from keras_ca2st.training import (
+    DatasetEpoch,
     DistributionContext,
     TrainingState,
+    build_before_fit,
     read_training_state,
     training_callbacks,
 )
@@ -135,4 +137,90 @@ def test_only_the_chief_writes(tmp_path):
     assert not worker[0].is_chief
     chief = training_callbacks(tmp_path, monitor="val_top1", tensorboard=False)
     names = [type(c).__name__ for c in chief]
-    assert names == ["TrainingState", "ModelCheckpoint", "ModelCheckpoint", "CSVLogger"]
+    # The state is written last: an epoch in it has its checkpoint and log row.
+    assert names == ["ModelCheckpoint", "ModelCheckpoint", "CSVLogger", "TrainingState"]
+    with_data = training_callbacks(
+        tmp_path, tensorboard=False, datasets=[EpochBatches()]
+    )
+    assert type(with_data[0]) is DatasetEpoch
+    with pytest.raises(TypeError, match="set_epoch"):
+        DatasetEpoch(np.zeros(3))
+
+
+def test_resume_drops_log_rows_of_unsaved_epochs_and_keeps_the_best_value(tmp_path):
+    # Killed after the log row of epoch 2 (0-based) but before its state.
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "state.json").write_text(json.dumps({"epoch": 2}))
+    rows = ["epoch,loss,val_top1", "0,2.0,0.25", "1,1.5,0.5", "2,1.4,0.75"]
+    (tmp_path / "log.csv").write_text("\r\n".join(rows) + "\r\n")
+    callbacks = training_callbacks(
+        tmp_path, monitor="val_top1", mode="max", tensorboard=False
+    )
+    assert (tmp_path / "log.csv").read_text().splitlines() == rows[:3]
+    best = [c for c in callbacks if getattr(c, "save_best_only", False)][0]
+    assert best.best == 0.5  # a resumed epoch replaces best.weights.h5 only if better
+    assert [c.append for c in callbacks if type(c).__name__ == "CSVLogger"] == [True]
+
+
+class EpochBatches(keras.utils.PyDataset):
+    """Four batches; batch `i` of epoch `e` holds the number `10 e + i`."""
+
+    def __init__(self, workers=1):
+        super().__init__(workers=workers)
+        self.epoch = 0
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        x = np.full((2, 1), 10 * self.epoch + index, "float32")
+        return x, np.zeros(2, "int32")
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+
+class BatchRecorder(keras.Model):
+    """Records the batches `fit` trains on (run eagerly: concrete values)."""
+
+    def __init__(self):
+        inputs = keras.Input((1,))
+        super().__init__(inputs, keras.layers.Dense(2)(inputs))
+        self.seen = []
+
+    def train_step(self, *args):  # (data) on torch / tensorflow, (state, data) on jax
+        x = args[-1][0]
+        self.seen.append(int(keras.ops.convert_to_numpy(x)[0, 0]))
+        return super().train_step(*args)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_each_epoch_trains_on_the_batches_of_its_dataset_epoch(workers):
+    def fit(initial_epoch, dataset_epoch):
+        data = EpochBatches(workers=workers)
+        data.set_epoch(dataset_epoch)  # wherever the dataset is: no effect
+        model = BatchRecorder()
+        model.compile(
+            "sgd",
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            run_eagerly=True,
+        )
+        # Without it, torch and jax read the first batch through the worker
+        # pool and the batches it prefetched then open epoch 0.
+        build_before_fit(model, data[0])
+        model.fit(
+            data,
+            epochs=3,
+            initial_epoch=initial_epoch,
+            shuffle=False,
+            verbose=0,
+            callbacks=[DatasetEpoch(data)],
+        )
+        return model.seen
+
+    assert fit(0, 0) == [10 * e + i for e in range(3) for i in range(4)]
+    assert fit(2, 5) == [20, 21, 22, 23]  # as a resumed run's last epoch

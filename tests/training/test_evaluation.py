@@ -82,7 +82,9 @@ def test_views_as_arrays_need_video_ids(tmp_path):
         batch_size=4,
     )
     assert result.predictions.tolist() == [0, 1, 2]
-    assert result.metrics == {"top1": 1.0, "top5": 1.0}
+    # Video 1's two views tie classes 1 and 2: a tie is no hit.
+    assert result.metrics == {"top1": pytest.approx(2 / 3), "top5": 1.0}
+    assert [row["correct"] for row in result.per_video()] == [True, False, True]
     result.to_csv(tmp_path / "videos.csv")
     with open(tmp_path / "videos.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -130,6 +132,53 @@ def test_action_accuracy_callback_adds_validation_figures():
     for name, value in expected.items():
         assert history.history[f"val_{name}"][0] == pytest.approx(value)
     assert "val_action_top1" in history.history
+
+
+class WeightedBatches(keras.utils.PyDataset):
+    """`(inputs, labels, weights)` batches, as a validation `VideoDataset` gives."""
+
+    def __init__(self, inputs, labels, weights, batch_size):
+        super().__init__()
+        self.parts = (inputs, labels, weights)
+        self.batch_size = batch_size
+
+    def __len__(self):
+        return -(-len(self.parts[2]) // self.batch_size)
+
+    def __getitem__(self, index):
+        part = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return keras.tree.map_structure(lambda a: a[part], self.parts)
+
+
+def test_action_accuracy_callback_leaves_out_weight_zero_samples():
+    rng = np.random.default_rng(0)
+    logits = {
+        "verb": rng.standard_normal((10, 3)).astype("float32"),
+        "noun": rng.standard_normal((10, 5)).astype("float32"),
+    }
+    right = {head: value.argmax(-1) for head, value in logits.items()}
+    # Samples 6-9 are bad (zeros in, weight 0) and all wrong: they must not count.
+    labels = {head: value.copy() for head, value in right.items()}
+    labels["verb"][6:] = (right["verb"][6:] + 1) % 3
+    labels["noun"][:3] = (right["noun"][:3] + 1) % 5
+    weights = np.array([1.0] * 6 + [0.0] * 4, "float32")
+    model = passthrough({"verb": 3, "noun": 5})
+    for data in (
+        (logits, labels, weights),
+        WeightedBatches(logits, labels, weights, batch_size=4),
+    ):
+        callback = ActionAccuracyCallback(data, batch_size=4)
+        callback.set_model(model)
+        logs = {}
+        callback.on_epoch_end(0, logs)
+        assert logs["val_verb_top1"] == 1.0
+        assert logs["val_noun_top1"] == pytest.approx(0.5)
+        assert logs["val_action_top1"] == pytest.approx(0.5)
+    expected = classification_scores(
+        keras.tree.map_structure(lambda a: a[:6], logits),
+        keras.tree.map_structure(lambda a: a[:6], labels),
+    )
+    assert {f"val_{name}": value for name, value in expected.items()} == logs
 
 
 def test_balance_report_ends_with_the_harmonic_mean():

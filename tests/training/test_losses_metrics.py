@@ -10,6 +10,7 @@ from keras_ca2st.training import (
     classification_metrics,
     harmonic_mean,
 )
+from keras_ca2st.training.evaluation import top_k_hits
 
 
 def log_softmax(x):
@@ -84,6 +85,62 @@ def test_top_k_accuracy_for_indices_and_soft_targets():
     top5.update_state(labels, scores)
     assert float(top5.result()) == 1.0
     assert TopKAccuracy.from_config(top5.get_config()).k == 5
+
+
+def counted_top_k(scores, labels, k):
+    """Hits by the definition, one sample at a time: fewer than k other classes
+    score higher or equal."""
+    hits = []
+    for row, label in zip(scores, labels, strict=True):
+        higher = sum(score > row[label] for score in row)
+        tied = sum(score == row[label] for c, score in enumerate(row) if c != label)
+        hits.append(higher + tied < min(k, len(row)))
+    return np.array(hits, "float64")
+
+
+def keras_top_k(scores, labels, k):
+    metric = TopKAccuracy(k)
+    metric.update_state(labels, scores)
+    return float(metric.result())
+
+
+def test_ties_count_against_the_prediction():
+    # Equal logits (a model at initialisation): no class is predicted.
+    equal = np.zeros((6, 8), "float32")
+    labels = np.arange(6)
+    assert keras_top_k(equal, labels, 1) == 0.0
+    assert keras_top_k(equal, labels, 5) == 0.0  # all 8 tie
+    assert keras_top_k(equal, labels, 8) == 1.0  # every class is in the top 8
+    assert not top_k_hits(equal, labels, 1).any()
+    assert not top_k_hits(equal, labels, 5).any()
+    both = ActionAccuracy()
+    both.update_state(
+        {"verb": labels, "noun": labels % 5}, {"verb": equal, "noun": equal[:, :5]}
+    )
+    assert float(both.result()) == 0.0
+    # Many ties (scores in {0, 1, 2}), soft targets too.
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 3, (64, 8)).astype("float32")
+    labels = rng.integers(0, 8, 64)
+    soft = np.eye(8)[labels] * 0.8 + 0.025
+    for k in (1, 2, 5, 8):
+        expected = counted_top_k(scores, labels, k)
+        assert 0.0 < expected.mean() <= 1.0
+        assert keras_top_k(scores, labels, k) == pytest.approx(expected.mean())
+        assert keras_top_k(scores, soft, k) == pytest.approx(expected.mean())
+        np.testing.assert_array_equal(top_k_hits(scores, labels, k), expected)
+
+
+def test_top_k_without_ties_is_the_rank_of_the_label():
+    rng = np.random.default_rng(1)
+    scores = rng.standard_normal((50, 10)).astype("float32")
+    labels = rng.integers(0, 10, 50)
+    rank = np.argsort(np.argsort(-scores, axis=-1), axis=-1)[np.arange(50), labels]
+    for k in (1, 5):
+        expected = rank < k
+        assert keras_top_k(scores, labels, k) == pytest.approx(expected.mean())
+        np.testing.assert_array_equal(top_k_hits(scores, labels, k), expected)
+        np.testing.assert_array_equal(counted_top_k(scores, labels, k), expected)
 
 
 def test_action_is_right_only_when_verb_and_noun_are():
