@@ -32,7 +32,9 @@ def experts():
         "spatial": CLIPVisionEncoder(
             image_size=32, patch_size=16, num_frames=4, **WIDTH
         ),
-        "temporal": VideoMAEEncoder(image_size=32, patch_size=16, num_frames=4, **WIDTH),
+        "temporal": VideoMAEEncoder(
+            image_size=32, patch_size=16, num_frames=4, **WIDTH
+        ),
         "audio": ASTEncoder(
             num_time_frames=66, frequency_bins=32, position_grid=(2, 8), **WIDTH
         ),
