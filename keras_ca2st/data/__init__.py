@@ -15,6 +15,7 @@ from keras_ca2st.data.annotations import (
     read_space_separated,
 )
 from keras_ca2st.data.audio import AudioReader, audio_window_start, read_audio_window
+from keras_ca2st.data.clip_spec import ClipSpec
 from keras_ca2st.data.dataset import BadSampleReport, VideoDataset, shard_indices
 from keras_ca2st.data.encode import write_mp4
 from keras_ca2st.data.errors import AnnotationError, AudioDecodeError, VideoDecodeError
@@ -47,6 +48,7 @@ __all__ = [
     "AudioDecodeError",
     "AudioReader",
     "BadSampleReport",
+    "ClipSpec",
     "Mixup",
     "RandAugment",
     "SyntheticDataset",

@@ -133,6 +133,11 @@ class CA2STBackbone(OptionalTimeInputs, Backbone):
         return self.encoder.input_shapes()
 
     @property
+    def clip_spec(self):
+        """The clip contract (`keras_ca2st.data.ClipSpec`) the data must meet."""
+        return self.encoder.clip_spec
+
+    @property
     def expert_names(self):
         return list(self.encoder.experts)
 

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_ca2st.data.clip_spec import ClipSpec
 from keras_ca2st.experts import ASTEncoder, CLIPVisionEncoder, VideoMAEEncoder
 from keras_ca2st.experts.stream_layout import patch_time_steps
 from keras_ca2st.fusion.adapter import BottleneckAdapter
@@ -274,6 +275,24 @@ class CrossExpertEncoder(keras.layers.Layer):
             shapes["video_times"] = (self.num_time_intervals, 2)
             shapes["audio_times"] = (self.num_time_intervals, 2)
         return shapes
+
+    @property
+    def clip_spec(self):
+        """The `ClipSpec` of the clips this encoder reads."""
+        video = next(iter(self.video_experts.values()), None)
+        audio = next(iter(self.audio_experts.values()), None)
+        spec = {"inputs": tuple(self.input_shapes())}
+        if video is not None:
+            spec.update(
+                num_frames=video.num_frames,
+                crop_size=video.image_size,
+                frames_per_interval=video.num_frames // video.patch_grid[0],
+            )
+        if audio is not None:
+            spec.update(
+                audio_frames=audio.num_time_frames, mel_bins=audio.frequency_bins
+            )
+        return ClipSpec(**spec)
 
     def default_time_intervals(self, batch):
         """Evenly spaced intervals over the audio window (`L / 100` seconds)."""

@@ -110,6 +110,11 @@ class LAVISHBackbone(Backbone):
         return self.lavish_encoder.input_shapes()
 
     @property
+    def clip_spec(self):
+        """The clip contract (`keras_ca2st.data.ClipSpec`) the data must meet."""
+        return self.lavish_encoder.clip_spec
+
+    @property
     def expert_names(self):
         """One ViT shared by frames and spectrogram."""
         return ["shared"]

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_ca2st.data.clip_spec import ClipSpec
 from keras_ca2st.experts import ViTExpertEncoder
 from keras_ca2st.fusion.lavish_adapter import LAVISHAdapter
 from keras_ca2st.models.ca2st.cross_expert_encoder import deserialize_expert
@@ -148,6 +149,18 @@ class LAVISHEncoder(keras.layers.Layer):
             "video": (self.num_segments, size, size, 3),
             "audio": (self.audio_frames, self.frequency_bins),
         }
+
+    @property
+    def clip_spec(self):
+        """One frame per time step, the fbank cut into as many segments."""
+        return ClipSpec(
+            inputs=tuple(self.input_shapes()),
+            num_frames=self.num_segments,
+            crop_size=self.image_size,
+            frames_per_interval=1,
+            audio_frames=self.audio_frames,
+            mel_bins=self.frequency_bins,
+        )
 
     def build(self, input_shape=None):
         if not self.encoder.built:
