@@ -1,5 +1,7 @@
 """keras_ca2st: CA²ST, CAST and CAVA holistic video recognition for Keras 3."""
 
+# `presets` installs the resolver behind `CAST.from_preset("cast_base")`.
+from keras_ca2st import presets
 from keras_ca2st.experts import ASTEncoder, CLIPVisionEncoder, VideoMAEEncoder
 from keras_ca2st.models import (
     CA2ST,
@@ -11,8 +13,7 @@ from keras_ca2st.models import (
     LAVISHBackbone,
     VideoClassifier,
 )
-
-__version__ = "0.1.0"
+from keras_ca2st.version import __version__
 
 __all__ = [
     "ASTEncoder",

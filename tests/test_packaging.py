@@ -39,7 +39,7 @@ def test_plain_wheel_ships_presets_and_kernels(tmp_path):
     script = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "import keras_ca2st, keras_ca2st.kernels;"
-        "from keras_ca2st.models.ca2st.ca2st_presets import available_presets;"
+        "from keras_ca2st.presets import available_presets;"
         "assert keras_ca2st.__file__.startswith(sys.argv[1]), keras_ca2st.__file__;"
         "assert keras_ca2st.kernels.__file__.startswith(sys.argv[1]);"
         "print(','.join(available_presets()))"

@@ -35,10 +35,11 @@ from keras_ca2st.cli.config import CLIError, parse_args
 
 
 def _presets(args):
-    from keras_ca2st.conversion.preset_store import cache_root, preset_status
-    from keras_ca2st.models.ca2st.ca2st_presets import (
+    from keras_ca2st.presets import (
         available_presets,
+        cache_root,
         load_preset_spec,
+        preset_status,
     )
 
     for name in available_presets():
@@ -52,7 +53,8 @@ def _presets(args):
 
 
 def _convert_preset(args):
-    from keras_ca2st.conversion import ConversionError, build_preset
+    from keras_ca2st.conversion import ConversionError
+    from keras_ca2st.presets import build_preset
 
     sources = {
         name: value
@@ -79,8 +81,7 @@ def _convert_preset(args):
 
 
 def _convert_official_cast(args):
-    from keras_ca2st.conversion import convert_official_cast
-    from keras_ca2st.conversion.presets import convert_official_cast_preset
+    from keras_ca2st.presets import convert_official_cast_preset
 
     if args.output_dir is None and args.preset is None:
         print(
@@ -89,15 +90,12 @@ def _convert_official_cast(args):
         )
         return 2
     try:
-        if args.preset is not None:
-            directory = convert_official_cast_preset(
-                args.checkpoint, args.preset, output_dir=args.output_dir
-            )
-        else:
-            convert_official_cast(
-                args.checkpoint, output_dir=args.output_dir, num_heads=args.num_heads
-            )
-            directory = args.output_dir
+        directory = convert_official_cast_preset(
+            args.checkpoint,
+            args.preset,
+            output_dir=args.output_dir,
+            num_heads=args.num_heads,
+        )
     except ValueError as error:
         print(f"ca2st convert official-cast: {error}", file=sys.stderr)
         return 2
@@ -109,9 +107,8 @@ def _info(args):
     import keras
     import numpy as np
 
-    from keras_ca2st.models.ca2st.ca2st_presets import load_preset_spec
-    from keras_ca2st.models.ca2st.ca2st_video_classifier import MODEL_CLASSES
-    from keras_ca2st.models.lavish import LAVISH
+    from keras_ca2st.presets import load_preset_spec
+    from keras_ca2st.presets.loader import MODEL_CLASSES
 
     try:
         spec = load_preset_spec(args.preset)
@@ -119,8 +116,7 @@ def _info(args):
         print(f"ca2st info: {error}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    model_classes = {**MODEL_CLASSES, "LAVISH": LAVISH}
-    model = model_classes[spec["model_class"]].from_preset(
+    model = MODEL_CLASSES[spec["model_class"]].from_preset(
         args.preset, num_classes=args.num_classes, load_weights=False
     )
     built = time.perf_counter() - start

@@ -26,7 +26,7 @@ from keras_ca2st.data import (
     dataset_recipe,
 )
 from keras_ca2st.models import LAVISH, VideoClassifier
-from keras_ca2st.models.ca2st.ca2st_presets import load_preset_spec
+from keras_ca2st.presets import load_preset_spec
 from keras_ca2st.training import (
     DISTRIBUTION_KINDS,
     ActionAccuracyCallback,

@@ -335,3 +335,10 @@ def read_checkpoint(source, config=None, allow_torchscript=False):
             config = json.load(file)
     tensors = _read_file(source, allow_torchscript)
     return Checkpoint(tensors, source, config=config)
+
+
+def as_checkpoint(source, allow_torchscript=False):
+    """`source` itself if it is a `Checkpoint`, else `read_checkpoint(source)`."""
+    if isinstance(source, Checkpoint):
+        return source
+    return read_checkpoint(source, allow_torchscript=allow_torchscript)

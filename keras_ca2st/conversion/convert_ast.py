@@ -13,17 +13,15 @@ expert built for shorter audio crops it in time around its centre
 (`ASTEncoder.position_grid`).
 """
 
-from keras_ca2st.conversion.convert_clip import _as_checkpoint
 from keras_ca2st.conversion.errors import ConversionError
+from keras_ca2st.conversion.expert_converter import ExpertConverter
 from keras_ca2st.conversion.vit_blocks import (
     activation_name,
-    check_architecture,
     count_blocks,
     hf_vit_spelling,
     load_hf_vit_block,
     load_timm_block,
 )
-from keras_ca2st.conversion.weight_loader import WeightLoader
 from keras_ca2st.experts import ASTEncoder
 
 HF_DEFAULTS = {
@@ -109,16 +107,9 @@ def ast_source_config(checkpoint, frequency_bins=None, stride=None):
     return fixed, defaults
 
 
-def load_ast_weights(expert, checkpoint):
-    """Copy an AST into a built `ASTEncoder` (whose position grid must match)."""
+def copy_ast_weights(expert, loader):
+    checkpoint = loader.checkpoint
     layout, prefix = ast_layout(checkpoint)
-    fixed, _ = ast_source_config(
-        checkpoint, frequency_bins=expert.frequency_bins, stride=expert.stride
-    )
-    check_architecture(expert, fixed, checkpoint.origin)
-    if not expert.built:
-        expert.build()
-    loader = WeightLoader(checkpoint)
     if layout == "hf":
         embeddings = f"{prefix}embeddings."
         loader.assign(expert.cls_token, f"{embeddings}cls_token")
@@ -139,7 +130,18 @@ def load_ast_weights(expert, checkpoint):
             load_timm_block(loader, block, f"{prefix}blocks.{i}.")
         loader.layer_norm(expert.layernorm, f"{prefix}norm")
         loader.check_all_used(prefix, ignore=("head.", "head_dist.", "mlp_head."))
-    return expert
+
+
+# The official files store neither the mel bins nor the stride: both are read
+# off the expert (or the converter's arguments) to interpret the position grid.
+AST = ExpertConverter(
+    ASTEncoder, ast_source_config, copy_ast_weights, hints=("frequency_bins", "stride")
+)
+
+
+def load_ast_weights(expert, checkpoint):
+    """Copy an AST into an `ASTEncoder` that fits it (its position grid too)."""
+    return AST.load(expert, checkpoint)
 
 
 def convert_ast(source, **kwargs):
@@ -161,12 +163,4 @@ def convert_ast(source, **kwargs):
     audio = convert_ast("audioset_10_10_0.4593.pth", num_time_frames=512)
     ```
     """
-    checkpoint = _as_checkpoint(source)
-    fixed, defaults = ast_source_config(
-        checkpoint,
-        frequency_bins=kwargs.get("frequency_bins"),
-        stride=kwargs.get("stride"),
-    )
-    expert = ASTEncoder(**{**defaults, **fixed, **kwargs})
-    expert.build()
-    return load_ast_weights(expert, checkpoint)
+    return AST.convert(source, **kwargs)

@@ -23,9 +23,7 @@ frames 1, 3, …, 15 to CLIP; `CAST` reads it channels-last, `(B, 16, H, W, 3)`,
 with the same frame choice.
 """
 
-import os
-
-from keras_ca2st.conversion.checkpoint import read_checkpoint
+from keras_ca2st.conversion.checkpoint import as_checkpoint
 from keras_ca2st.conversion.errors import ConversionError
 from keras_ca2st.conversion.vit_blocks import (
     count_blocks,
@@ -33,6 +31,7 @@ from keras_ca2st.conversion.vit_blocks import (
     load_timm_block,
 )
 from keras_ca2st.conversion.weight_loader import WeightLoader
+from keras_ca2st.models import CAST, CA2STBackbone
 
 CLIP_BLOCK_NAMES = {"ln_1": "clip_ln_1", "ln_2": "clip_ln_2", "mlp": "clip_mlp"}
 ADAPTERS = {
@@ -226,20 +225,15 @@ def load_official_cast_weights(model, checkpoint):
 
 
 def convert_official_cast(
-    source,
-    output_dir=None,
-    num_heads=None,
-    backbone_config=None,
-    drop_path_rate=0.2,
+    source, num_heads=None, backbone_config=None, drop_path_rate=0.2
 ):
     """Convert an official fine-tuned CAST checkpoint into a `CAST` classifier.
 
     Args:
         source: the checkpoint (`.pth`/`.pt`, e.g. DeepSpeed's
             `mp_rank_00_model_states.pt`), read with `torch.load(weights_only=
-            True)`; the state dict may sit under `module` or `model`.
-        output_dir: optional directory; the model is written there as a
-            keras-hub preset that `CAST.from_preset(output_dir)` loads.
+            True)`; the state dict may sit under `module` or `model`. Or a
+            `Checkpoint`.
         num_heads: attention heads (not stored; default 64 channels per head).
         backbone_config: optional `CA2STBackbone` arguments (a preset's) to use
             instead of the ones read off the checkpoint.
@@ -247,39 +241,21 @@ def convert_official_cast(
 
     Returns:
         The `CAST` model; EK100 checkpoints (`head_noun`/`head_verb`) give the
-        two-head model returning `{"verb": ..., "noun": ...}`.
+        two-head model returning `{"verb": ..., "noun": ...}`. To keep it as a
+        verified preset directory, use `keras_ca2st.presets.
+        convert_official_cast_preset` (or `ca2st convert official-cast`).
 
     Example:
     ```python
-    model = convert_official_cast("k400_checkpoint.pth", "cast_k400/")
-    model = keras_ca2st.CAST.from_preset("cast_k400/")
+    model = convert_official_cast("k400_checkpoint.pth")
+    model.predict({"video": clips})  # (batch, 400)
     ```
     """
-    from keras_ca2st.models.ca2st.ca2st_backbone import CA2STBackbone
-    from keras_ca2st.models.ca2st.ca2st_video_classifier import CAST
-
-    checkpoint = source if hasattr(source, "origin") else read_checkpoint(source)
+    checkpoint = as_checkpoint(source)
     config = backbone_config or official_cast_backbone_config(
         checkpoint, num_heads=num_heads, drop_path_rate=drop_path_rate
     )
     model = CAST(
         CA2STBackbone(**config), num_classes=official_cast_num_classes(checkpoint)
     )
-    load_official_cast_weights(model, checkpoint)
-    if output_dir is not None:
-        from keras_ca2st.conversion.preset_store import save_preset
-
-        save_preset(
-            model,
-            os.fspath(output_dir),
-            preset_name=None,
-            architecture=None,
-            sources={
-                "checkpoint": {
-                    "kind": "local",
-                    "format": "official_cast",
-                    "path": os.path.abspath(checkpoint.origin),
-                }
-            },
-        )
-    return model
+    return load_official_cast_weights(model, checkpoint)

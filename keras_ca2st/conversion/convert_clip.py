@@ -13,15 +13,13 @@ Layouts:
   `ln_post`; the TorchScript release (`ViT-B-16.pt`) stores them in float16.
 """
 
-from keras_ca2st.conversion.checkpoint import read_checkpoint
 from keras_ca2st.conversion.errors import ConversionError
+from keras_ca2st.conversion.expert_converter import ExpertConverter
 from keras_ca2st.conversion.vit_blocks import (
     activation_name,
-    check_architecture,
     count_blocks,
     load_openai_block,
 )
-from keras_ca2st.conversion.weight_loader import WeightLoader
 from keras_ca2st.experts import CLIPVisionEncoder
 
 # transformers' CLIPVisionConfig defaults, for configs that leave keys out.
@@ -44,11 +42,12 @@ def clip_layout(checkpoint):
 
 
 def clip_source_config(checkpoint):
-    """The `CLIPVisionEncoder` arguments a checkpoint determines.
+    """`(fixed, defaults)` `CLIPVisionEncoder` arguments of a checkpoint.
 
     Sizes come from the tensor shapes. Heads, activation and epsilon come from
-    the Hugging Face config, or follow OpenAI's convention (64-wide heads,
-    QuickGELU, epsilon 1e-5) for OpenAI files.
+    the Hugging Face config, or follow OpenAI's convention (QuickGELU, epsilon
+    1e-5, and by default 64-wide heads, which the file does not store) for
+    OpenAI files.
     """
     layout, prefix = clip_layout(checkpoint)
     if layout == "hf":
@@ -86,23 +85,14 @@ def clip_source_config(checkpoint):
         config["num_heads"] = hf["num_attention_heads"]
         config["activation"] = activation_name(hf["hidden_act"], checkpoint.origin)
         config["layer_norm_epsilon"] = hf["layer_norm_eps"]
-    else:
-        config["num_heads"] = width // 64
-        config["activation"] = "quick_gelu"
-        config["layer_norm_epsilon"] = 1e-5
-    return config
+        return config, {}
+    config["activation"] = "quick_gelu"
+    config["layer_norm_epsilon"] = 1e-5
+    return config, {"num_heads": width // 64}
 
 
-def load_clip_weights(expert, checkpoint):
-    """Copy a CLIP vision tower into a built `CLIPVisionEncoder`."""
-    layout, prefix = clip_layout(checkpoint)
-    source = clip_source_config(checkpoint)
-    if layout == "openai":
-        source.pop("num_heads")  # a convention, not stored in the file
-    check_architecture(expert, source, checkpoint.origin)
-    if not expert.built:
-        expert.build()
-    loader = WeightLoader(checkpoint)
+def copy_clip_weights(expert, loader):
+    layout, prefix = clip_layout(loader.checkpoint)
     if layout == "hf":
         embeddings = f"{prefix}embeddings."
         loader.assign(expert.class_embedding, f"{embeddings}class_embedding")
@@ -141,7 +131,14 @@ def load_clip_weights(expert, checkpoint):
             load_openai_block(loader, block, f"{prefix}transformer.resblocks.{i}.")
         loader.layer_norm(expert.post_layernorm, f"{prefix}ln_post")
         loader.check_all_used(prefix, ignore=("proj",))
-    return expert
+
+
+CLIP = ExpertConverter(CLIPVisionEncoder, clip_source_config, copy_clip_weights)
+
+
+def load_clip_weights(expert, checkpoint):
+    """Copy a CLIP vision tower into a `CLIPVisionEncoder` that fits it."""
+    return CLIP.load(expert, checkpoint)
 
 
 def convert_clip(source, allow_torchscript=False, **kwargs):
@@ -166,14 +163,4 @@ def convert_clip(source, allow_torchscript=False, **kwargs):
     spatial(video)["pooled"]  # (batch, 768)
     ```
     """
-    checkpoint = _as_checkpoint(source, allow_torchscript)
-    config = {**clip_source_config(checkpoint), **kwargs}
-    expert = CLIPVisionEncoder(**config)
-    expert.build()
-    return load_clip_weights(expert, checkpoint)
-
-
-def _as_checkpoint(source, allow_torchscript=False):
-    if hasattr(source, "array") and hasattr(source, "origin"):
-        return source
-    return read_checkpoint(source, allow_torchscript=allow_torchscript)
+    return CLIP.convert(source, allow_torchscript=allow_torchscript, **kwargs)

@@ -18,17 +18,15 @@ Without `fc_norm` the final `norm`/`layernorm` becomes the expert's `fc_norm`
 
 import numpy as np
 
-from keras_ca2st.conversion.convert_clip import _as_checkpoint
 from keras_ca2st.conversion.errors import ConversionError
+from keras_ca2st.conversion.expert_converter import ExpertConverter
 from keras_ca2st.conversion.vit_blocks import (
     activation_name,
-    check_architecture,
     count_blocks,
     hf_vit_spelling,
     load_hf_vit_block,
     load_timm_block,
 )
-from keras_ca2st.conversion.weight_loader import WeightLoader
 from keras_ca2st.experts import VideoMAEEncoder
 from keras_ca2st.experts.vit_encoder import sinusoid_position_table
 
@@ -103,14 +101,9 @@ def videomae_source_config(checkpoint):
     return fixed, defaults
 
 
-def load_videomae_weights(expert, checkpoint):
-    """Copy a VideoMAE encoder into a built `VideoMAEEncoder`."""
+def copy_videomae_weights(expert, loader):
+    checkpoint = loader.checkpoint
     layout, prefix = videomae_layout(checkpoint)
-    fixed, _ = videomae_source_config(checkpoint)
-    check_architecture(expert, fixed, checkpoint.origin)
-    if not expert.built:
-        expert.build()
-    loader = WeightLoader(checkpoint)
     if layout == "hf":
         loader.conv(
             expert.patch_embedding,
@@ -143,7 +136,6 @@ def load_videomae_weights(expert, checkpoint):
         expert.fc_norm.beta.assign(np.zeros(expert.fc_norm.beta.shape, "float32"))
     unused_norms = tuple(k[len(check_prefix) :] + "." for k in final[1:])
     loader.check_all_used(check_prefix, ignore=ignored + unused_norms)
-    return expert
 
 
 def _check_position_table(expert, checkpoint, key):
@@ -156,6 +148,16 @@ def _check_position_table(expert, checkpoint, key):
             f"{key!r} in {checkpoint.origin} is a learned position embedding; the "
             "VideoMAE expert uses the fixed sinusoid table."
         )
+
+
+VIDEOMAE = ExpertConverter(
+    VideoMAEEncoder, videomae_source_config, copy_videomae_weights
+)
+
+
+def load_videomae_weights(expert, checkpoint):
+    """Copy a VideoMAE encoder into a `VideoMAEEncoder` that fits it."""
+    return VIDEOMAE.load(expert, checkpoint)
 
 
 def convert_videomae(source, **kwargs):
@@ -178,8 +180,4 @@ def convert_videomae(source, **kwargs):
     temporal(video)["pooled"]  # (batch, 768)
     ```
     """
-    checkpoint = _as_checkpoint(source)
-    fixed, defaults = videomae_source_config(checkpoint)
-    expert = VideoMAEEncoder(**{**defaults, **fixed, **kwargs})
-    expert.build()
-    return load_videomae_weights(expert, checkpoint)
+    return VIDEOMAE.convert(source, **kwargs)

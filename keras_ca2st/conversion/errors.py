@@ -6,11 +6,3 @@ class ConversionError(ValueError):
 
     The message names the file, the key and, for shape mismatches, both shapes.
     """
-
-
-class PresetWeightsUnavailableError(ConversionError):
-    """A preset's weights are neither cached nor obtainable (e.g. offline).
-
-    The message lists the missing sources and the `ca2st convert` command that
-    builds the preset from local files.
-    """

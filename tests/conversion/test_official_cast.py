@@ -15,14 +15,15 @@ import torch
 
 from keras_ca2st import CAST, CA2STBackbone
 from keras_ca2st.cli.main import main
-from keras_ca2st.conversion import (
+from keras_ca2st.conversion import read_checkpoint
+from keras_ca2st.conversion.convert_cast import official_cast_backbone_config
+from keras_ca2st.presets import (
     CorruptPresetError,
     PresetWeightsUnavailableError,
     convert_official_cast_preset,
-    read_checkpoint,
+    register_preset,
+    unregister_preset,
 )
-from keras_ca2st.conversion.convert_cast import official_cast_backbone_config
-from keras_ca2st.models.ca2st.ca2st_presets import register_preset, unregister_preset
 from tests.conversion import helpers as h
 from tests.conversion.reference_cast import (
     official_cast_forward,

@@ -16,12 +16,10 @@ import torch
 
 from keras_ca2st import CA2ST, CAST, CA2STBackbone, VideoClassifier
 from keras_ca2st.cli.main import main
-from keras_ca2st.conversion import (
+from keras_ca2st.presets import (
     PresetWeightsUnavailableError,
-    cached_preset_dir,
-)
-from keras_ca2st.models.ca2st.ca2st_presets import (
     available_presets,
+    cached_preset_dir,
     register_preset,
     unregister_preset,
 )
@@ -179,7 +177,7 @@ def test_hf_cache_layout_is_the_one_huggingface_hub_reads(preset_env):
 
 
 def test_from_preset_resolves_converts_caches_and_verifies(preset_env, caplog):
-    caplog.set_level(logging.WARNING, logger="keras_ca2st.conversion")
+    caplog.set_level(logging.WARNING, logger="keras_ca2st.presets")
     models = preset_env["models"]
     inputs = random_inputs()
 
@@ -300,7 +298,7 @@ def test_preset_name_errors(preset_env, capsys):
 
 
 def test_registered_presets_record_sources_and_preprocessing():
-    from keras_ca2st.models.ca2st.ca2st_presets import load_preset_spec
+    from keras_ca2st.presets import load_preset_spec
 
     for name in ("cast_base", "cava_base", "ca2st_base"):
         spec = load_preset_spec(name)

@@ -1,7 +1,5 @@
 """Video classification tasks on the multi-expert backbone: CAST, CAVA, CA²ST."""
 
-import os
-
 import keras
 from keras_hub.models import Task
 
@@ -9,10 +7,6 @@ from keras_ca2st.fusion.adapter import BottleneckAdapter
 from keras_ca2st.models.ca2st.ca2st_backbone import (
     CA2STBackbone,
     OptionalTimeInputs,
-)
-from keras_ca2st.models.ca2st.ca2st_presets import (
-    available_presets,
-    load_preset_spec,
 )
 from keras_ca2st.models.task_base import PreparedInputsTask
 
@@ -173,120 +167,6 @@ class VideoClassifier(OptionalTimeInputs, PreparedInputsTask, Task):
             )
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
-    @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
-        """Build a classifier from a registered preset name or a preset directory.
-
-        Args:
-            preset: a registered name (`keras_ca2st.VideoClassifier.presets_list()`,
-                e.g. `"ca2st_base"`, `"cast_base_k400"`) or the path of a
-                keras-hub preset directory (`save_to_preset`, `ca2st convert`).
-            load_weights: bool. `True` loads pretrained weights. A registered
-                expert preset (`cast_base`, `cava_base`, `ca2st_base`) is served
-                from the cache of converted weights (`$KERAS_CA2ST_CACHE`, else
-                `~/.cache/keras_ca2st`); on a miss its CLIP / VideoMAE / AST
-                sources are fetched with `huggingface_hub` (honouring `HF_HOME`
-                and `HF_HUB_OFFLINE`), converted once and cached. A fine-tuned
-                preset (`cast_base_k400`, ...) must have been converted once with
-                `ca2st convert official-cast`. Cached files are checked against
-                the sha256 recorded when they were written. With `False` the
-                architecture is built with random weights and nothing is read.
-            **kwargs: `num_classes` (required for expert presets; fine-tuned
-                presets bring theirs, and passing one gives new heads),
-                `head_sources`, `head_dropout`, `dtype`, and backbone overrides
-                such as `drop_path_rate`.
-
-        Raises:
-            ValueError: unknown preset names (the message lists the registered
-                ones); `keras_ca2st.conversion.PresetWeightsUnavailableError`
-                (a `ValueError`) when weights are neither cached nor obtainable.
-        """
-        if isinstance(preset, (str, os.PathLike)) and os.path.isdir(preset):
-            return cls._from_preset_dir(os.fspath(preset), load_weights, **kwargs)
-        spec = load_preset_spec(preset)
-        if spec["model_class"] not in MODEL_CLASSES:
-            raise ValueError(
-                f"Preset {preset!r} is a {spec['model_class']} preset; load it with "
-                f"keras_ca2st.{spec['model_class']}.from_preset."
-            )
-        if cls is not VideoClassifier and spec["model_class"] != cls.__name__:
-            raise ValueError(
-                f"Preset {preset!r} is a {spec['model_class']} preset; "
-                f"{cls.__name__} presets: {', '.join(available_presets(cls.__name__))}."
-            )
-        model_cls = (
-            cls if cls is not VideoClassifier else MODEL_CLASSES[spec["model_class"]]
-        )
-        task = spec.get("task", {})
-        if "num_classes" not in kwargs and "num_classes" not in task:
-            raise ValueError(
-                f"from_preset({preset!r}) needs num_classes=..., e.g. 400 for "
-                'Kinetics-400 or {"verb": 97, "noun": 300} for EPIC-KITCHENS-100.'
-            )
-        backbone_overrides = {
-            key: kwargs.pop(key)
-            for key in list(kwargs)
-            if key in ("dtype", "drop_path_rate", "fusion", "bottleneck_ratio", "pairs")
-        }
-        if not load_weights:
-            backbone = CA2STBackbone(**{**spec["backbone"], **backbone_overrides})
-            return model_cls(backbone=backbone, **{**task, **kwargs})
-
-        from keras_ca2st.conversion.presets import pretrained_preset_dir, weights_kind
-
-        fixed = sorted(set(backbone_overrides) - {"dtype", "drop_path_rate"})
-        if fixed:
-            raise ValueError(
-                f"{fixed} change the shapes of pretrained weights; only dtype and "
-                "drop_path_rate can be overridden with load_weights=True."
-            )
-        if weights_kind(spec) == "fine_tuned":
-            if "drop_path_rate" in backbone_overrides:
-                raise ValueError(
-                    f"The fine-tuned preset {preset!r} keeps its drop_path_rate; "
-                    "only dtype can be overridden."
-                )
-            directory = pretrained_preset_dir(preset, spec)
-            return model_cls._load_preset_dir(
-                directory, True, **backbone_overrides, **kwargs
-            )
-        directory = pretrained_preset_dir(preset, spec)
-        backbone = CA2STBackbone.from_preset(directory, **backbone_overrides)
-        return model_cls(backbone=backbone, **{**task, **kwargs})
-
-    @classmethod
-    def _from_preset_dir(cls, directory, load_weights, **kwargs):
-        """A local keras-hub preset directory, verified if it has a manifest."""
-        from keras_ca2st.conversion.preset_store import (
-            MANIFEST_FILE,
-            verify_preset_dir,
-        )
-
-        if load_weights and os.path.exists(os.path.join(directory, MANIFEST_FILE)):
-            verify_preset_dir(directory)
-        if "num_classes" not in kwargs and not os.path.exists(
-            os.path.join(directory, "task.json")
-        ):
-            raise ValueError(
-                f"{directory} holds a backbone without a classifier; pass "
-                "num_classes=... to put new heads on it."
-            )
-        return cls._load_preset_dir(directory, load_weights, **kwargs)
-
-    @classmethod
-    def _load_preset_dir(cls, directory, load_weights, **kwargs):
-        # keras-hub's loader: task.json + task weights unless num_classes is
-        # given (then new heads on the pretrained backbone).
-        return Task.from_preset.__func__(
-            cls, directory, load_weights=load_weights, **kwargs
-        )
-
-    @classmethod
-    def presets_list(cls):
-        """Registered preset names of this class."""
-        name = None if cls is VideoClassifier else cls.__name__
-        return available_presets(name)
-
     def get_config(self):
         config = super().get_config()
         config.update(
@@ -295,13 +175,6 @@ class VideoClassifier(OptionalTimeInputs, PreparedInputsTask, Task):
             head_dropout=self.head_dropout,
         )
         return config
-
-
-def _describe_sources(spec):
-    sources = spec.get("weights", {}).get("sources", {})
-    return (
-        ", ".join(f"{k}: {v.get('repo_id', v)}" for k, v in sources.items()) or "none"
-    )
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")
@@ -330,5 +203,3 @@ class CA2ST(VideoClassifier):
     `ca2st_base`. See `VideoClassifier` for the arguments.
     """
 
-
-MODEL_CLASSES = {"CAST": CAST, "CAVA": CAVA, "CA2ST": CA2ST}

@@ -3,7 +3,6 @@
 import keras
 from keras_hub.models import Task
 
-from keras_ca2st.models.ca2st.ca2st_presets import available_presets, load_preset_spec
 from keras_ca2st.models.lavish.lavish_backbone import LAVISHBackbone
 from keras_ca2st.models.task_base import PreparedInputsTask
 
@@ -85,32 +84,6 @@ class LAVISH(PreparedInputsTask, Task):
         if metrics == "auto":
             metrics = ["sparse_categorical_accuracy"]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-
-    @classmethod
-    def from_preset(cls, preset, load_weights=True, **kwargs):
-        """Build LAVISH from a registered preset (`lavish_clip_base`, ...).
-
-        `load_weights=False` builds the architecture with random weights and
-        downloads nothing. `num_classes` is required; `head` defaults to the
-        preset's head.
-        """
-        spec = load_preset_spec(preset)
-        if spec["model_class"] != "LAVISH":
-            raise ValueError(
-                f"Preset {preset!r} is a {spec['model_class']} preset; LAVISH presets: "
-                f"{', '.join(available_presets('LAVISH'))}."
-            )
-        if load_weights:
-            raise ValueError(
-                f"Pretrained weights for {preset!r} are not bundled with this "
-                "version; call from_preset(..., load_weights=False)."
-            )
-        if "num_classes" not in kwargs:
-            raise ValueError(f"from_preset({preset!r}) needs num_classes=....")
-        backbone_kwargs = {k: kwargs.pop(k) for k in ("dtype",) if k in kwargs}
-        backbone = LAVISHBackbone(**{**spec["backbone"], **backbone_kwargs})
-        kwargs.setdefault("head", spec.get("task", {}).get("head", "classification"))
-        return cls(backbone=backbone, **kwargs)
 
     def get_config(self):
         config = super().get_config()

@@ -1,7 +1,7 @@
 """Pretrained weights of registered presets: resolve, convert once, cache, verify.
 
 `pretrained_preset_dir(name)` serves a registered preset from the cache of
-converted weights (see `preset_store`). On a miss, an expert preset (CAST, CAVA,
+converted weights (see `store.py`). On a miss, an expert preset (CAST, CAVA,
 CA²ST on pretrained CLIP / VideoMAE / AST) fetches its sources through
 `huggingface_hub` (honouring `HF_HOME`, the HF cache and `HF_HUB_OFFLINE`),
 converts them and caches the result; a fine-tuned preset (the authors' CAST
@@ -15,32 +15,24 @@ import logging
 import os
 import re
 
-from keras_ca2st.conversion.checkpoint import read_checkpoint
-from keras_ca2st.conversion.convert_ast import load_ast_weights
-from keras_ca2st.conversion.convert_cast import convert_official_cast
-from keras_ca2st.conversion.convert_clip import load_clip_weights
-from keras_ca2st.conversion.convert_videomae import load_videomae_weights
-from keras_ca2st.conversion.errors import ConversionError, PresetWeightsUnavailableError
-from keras_ca2st.conversion.hub import (
-    DEFAULT_WEIGHT_FILES,
-    HubSession,
-    SourceUnavailable,
+from keras_ca2st.conversion import (
+    ConversionError,
+    convert_official_cast,
+    load_expert_weights,
+    read_checkpoint,
 )
-from keras_ca2st.conversion.preset_store import (
+from keras_ca2st.conversion.convert_cast import official_cast_num_classes
+from keras_ca2st.models import CA2STBackbone
+from keras_ca2st.presets.errors import (
     CorruptPresetError,
-    cached_preset_dir,
-    save_preset,
-    verify_preset_dir,
+    PresetWeightsUnavailableError,
 )
-from keras_ca2st.models.ca2st.ca2st_presets import load_preset_spec
+from keras_ca2st.presets.hub import DEFAULT_WEIGHT_FILES, HubSession, SourceUnavailable
+from keras_ca2st.presets.registry import load_preset_spec
+from keras_ca2st.presets.store import cached_preset_dir, save_preset, verify_preset_dir
 
-logger = logging.getLogger("keras_ca2st.conversion")
+logger = logging.getLogger("keras_ca2st.presets")
 
-EXPERT_LOADERS = {
-    "CLIPVisionEncoder": load_clip_weights,
-    "VideoMAEEncoder": load_videomae_weights,
-    "ASTEncoder": load_ast_weights,
-}
 HUB_ID = re.compile(r"(?:hf://)?([\w.-]+/[\w.-]+)(?:@([\w./-]+))?")
 SERVED_MODEL_CLASSES = ("CAST", "CAVA", "CA2ST")
 
@@ -56,14 +48,6 @@ def _check_served(name, spec):
 def weights_kind(spec):
     """`"experts"` (pretrained experts, fresh fusion) or `"fine_tuned"` (a task)."""
     return spec.get("weights", {}).get("kind", "experts")
-
-
-def load_expert_weights(expert, checkpoint):
-    """Copy a checkpoint into an expert of any kind (layout detected from keys)."""
-    name = type(expert).__name__
-    if name not in EXPERT_LOADERS:
-        raise ConversionError(f"No converter for experts of type {name}.")
-    return EXPERT_LOADERS[name](expert, checkpoint)
 
 
 def parse_source(text):
@@ -138,8 +122,6 @@ def build_preset(name, sources=None, output_dir=None, allow_torchscript=False):
     Returns:
         The preset directory.
     """
-    from keras_ca2st.models.ca2st.ca2st_backbone import CA2STBackbone
-
     spec = load_preset_spec(name)
     _check_served(name, spec)
     if weights_kind(spec) != "experts":
@@ -185,14 +167,40 @@ def build_preset(name, sources=None, output_dir=None, allow_torchscript=False):
     return save_preset(backbone, directory, name, spec, records)
 
 
-def convert_official_cast_preset(checkpoint_path, name, output_dir=None):
-    """Convert an official CAST checkpoint as registered fine-tuned preset `name`.
+def convert_official_cast_preset(
+    checkpoint_path, name=None, output_dir=None, num_heads=None
+):
+    """Convert an official CAST checkpoint into a verified preset directory.
 
-    The architecture and classes come from the preset; the result goes to the
-    preset cache (so `CAST.from_preset(name)` finds it) or to `output_dir`.
+    Args:
+        checkpoint_path: the authors' fine-tuned checkpoint (`.pth`/`.pt`).
+        name: a registered fine-tuned preset (e.g. `"cast_base_k400"`): its
+            architecture and classes are used and checked, and the result goes
+            to the preset cache (so `CAST.from_preset(name)` finds it) unless
+            `output_dir` is given. `None`: the architecture is read off the
+            checkpoint and `output_dir` is required.
+        output_dir: where to write the preset.
+        num_heads: attention heads when `name` is `None` (not stored in the
+            checkpoint; default 64 channels per head).
+
+    Returns:
+        The preset directory (`CAST.from_preset(directory)` loads it).
     """
-    from keras_ca2st.conversion.convert_cast import official_cast_num_classes
-
+    record = {
+        "checkpoint": {
+            "kind": "local",
+            "format": "official_cast",
+            "path": os.path.abspath(os.fspath(checkpoint_path)),
+        }
+    }
+    if name is None:
+        if output_dir is None:
+            raise ConversionError(
+                "Give output_dir (or a registered preset name) for the converted "
+                "CAST checkpoint."
+            )
+        model = convert_official_cast(checkpoint_path, num_heads=num_heads)
+        return save_preset(model, os.path.abspath(output_dir), None, None, record)
     spec = load_preset_spec(name)
     if weights_kind(spec) != "fine_tuned":
         raise ConversionError(
@@ -209,13 +217,6 @@ def convert_official_cast_preset(checkpoint_path, name, output_dir=None):
         )
     model = convert_official_cast(checkpoint, backbone_config=spec["backbone"])
     directory = os.path.abspath(output_dir or cached_preset_dir(name))
-    record = {
-        "checkpoint": {
-            "kind": "local",
-            "format": "official_cast",
-            "path": os.path.abspath(os.fspath(checkpoint_path)),
-        }
-    }
     return save_preset(model, directory, name, spec, record)
 
 

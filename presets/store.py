@@ -19,14 +19,12 @@ import shutil
 import uuid
 
 from keras_ca2st.conversion.errors import ConversionError
+from keras_ca2st.presets.errors import CorruptPresetError
+from keras_ca2st.version import __version__
 
 CACHE_ENV = "KERAS_CA2ST_CACHE"
 MANIFEST_FILE = "ca2st_manifest.json"
 MANIFEST_FORMAT = 1
-
-
-class CorruptPresetError(ConversionError):
-    """A converted preset's files do not match the hashes recorded when written."""
 
 
 def cache_root():
@@ -133,8 +131,6 @@ def save_preset(model, directory, preset_name, architecture, sources):
             for name in sorted(os.listdir(staging))
             if os.path.isfile(os.path.join(staging, name))
         }
-        from keras_ca2st import __version__
-
         manifest = {
             "format": MANIFEST_FORMAT,
             "preset": preset_name,

@@ -1,0 +1,18 @@
+"""Any expert from any of its checkpoints: the converter picked by expert class."""
+
+from keras_ca2st.conversion.convert_ast import AST
+from keras_ca2st.conversion.convert_clip import CLIP
+from keras_ca2st.conversion.convert_videomae import VIDEOMAE
+from keras_ca2st.conversion.errors import ConversionError
+
+EXPERT_CONVERTERS = {
+    converter.expert_class.__name__: converter for converter in (CLIP, VIDEOMAE, AST)
+}
+
+
+def load_expert_weights(expert, checkpoint):
+    """Copy a checkpoint into an expert of any kind (layout detected from keys)."""
+    name = type(expert).__name__
+    if name not in EXPERT_CONVERTERS:
+        raise ConversionError(f"No converter for experts of type {name}.")
+    return EXPERT_CONVERTERS[name].load(expert, checkpoint)
