@@ -9,10 +9,17 @@
   the environment variable `KERAS_CA2ST_FUSED_ATTENTION`); see `config.py`.
 
 Importing this package needs neither torch nor Triton; the kernels, the torch
-custom ops (`torch.ops.keras_ca2st.*`) and the references load on first use. The
-backend dispatch used by `keras_ca2st.fusion.windowed_attention` is `dispatch.py`;
-design notes are in `triton_attention.py`; `bench.py` is the benchmark and
-`compile_check.py` the offline sm_90 compile check.
+custom ops (`torch.ops.keras_ca2st.*`) and the references load on first use.
+
+- `windows.py`: the window kinds (`get_window`), which own validation, position
+  embeddings, `group` / `ungroup` and the kernel each dispatches to;
+- `dispatch.py`: the backend dispatch used by `keras_ca2st.fusion.windowed_attention`;
+- `ops.py`: the torch custom ops; `reference.py`: their pure torch references;
+- `triton_time_window.py`, `triton_space_window.py`: the Triton kernels of T2S and
+  S2T; `triton_launch.py`: their configurations and launches (design notes);
+- `compile_check.py`: the offline sm_90 compile check.
+
+The benchmarks are in `keras_ca2st.benchmarks` (`ca2st bench kernels`).
 """
 
 import importlib.util
@@ -53,7 +60,7 @@ def interpreted():
     """
     import sys
 
-    module = sys.modules.get(__name__ + ".triton_attention")
+    module = sys.modules.get(__name__ + ".triton_launch")
     if module is not None:
         return module.INTERPRETED
     return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on")
@@ -69,10 +76,10 @@ def unavailable_reason(tensor=None):
     if not triton_installed():
         return "Triton is not installed"
     try:
-        from . import triton_attention
+        from . import triton_launch
     except RuntimeError as error:  # interpreter mode switched after import
         return str(error)
-    if triton_attention.INTERPRETED:
+    if triton_launch.INTERPRETED:
         return None
     import torch
 

@@ -34,7 +34,7 @@ def cast_b_launches(dtype, batch=8, frames=8, patches=196, channels=384, heads=1
     """`(name, Launch)` for every kernel launch of T2S and S2T, on meta tensors."""
     import torch
 
-    from . import triton_attention as ta
+    from . import triton_launch as ta
 
     dtype = getattr(torch, DTYPES.get(dtype, str(dtype).replace("torch.", "")))
 
@@ -150,7 +150,7 @@ WIDTHS = {"d32": 384, "d64": 768}
 
 def check(arch=90, dtypes=("bf16", "fp16", "fp32"), widths=tuple(WIDTHS)):
     """Compile every launch for each dtype and width; one report dict per kernel."""
-    from . import triton_attention as ta
+    from . import triton_launch as ta
 
     if ta.INTERPRETED:
         raise RuntimeError("Unset TRITON_INTERPRET: the interpreter does not compile.")

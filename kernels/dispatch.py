@@ -5,6 +5,10 @@
 `keras.ops` path". Every backend import is local to its branch, so this module
 imports on any backend, with or without torch, JAX or Triton installed.
 
+Windows come from `windows.py`: each names its Triton kernel (`Window.kernel`) or
+none, and cuts / restores its `(W, L, C)` windows (`group` / `ungroup`) for SDPA and
+JAX.
+
 | backend | "time" / "space" | "space_time" / "global" |
 |---|---|---|
 | torch, CUDA tensors | Triton kernels (`ops.py`) | `scaled_dot_product_attention` |
@@ -19,17 +23,19 @@ the Triton kernels (`"triton"`) or turn every fused path off (`"off"`).
 """
 
 from .config import ENV_VAR, fused_attention_mode
+from .windows import NUMPY_OPS, TORCH_OPS, get_window
 
 
 def fused_windowed_attention(backend, query, key_value, window, num_heads):
     """Fused windowed attention on `backend`, or `None` when none applies.
 
-    Arguments as `keras_ca2st.fusion.windowed_attention.windowed_cross_attention`,
-    plus the Keras backend name.
+    Arguments as `keras_ca2st.fusion.windowed_attention.windowed_cross_attention`
+    (`window` a name or a `Window`), plus the Keras backend name.
     """
     mode = fused_attention_mode()
     if mode == "off":
         return None
+    window = get_window(window)
     if backend == "torch":
         return _torch_attention(query, key_value, window, num_heads, mode == "triton")
     if backend == "jax":
@@ -47,8 +53,9 @@ def _torch_attention(query, key_value, window, num_heads, forced):
         return None
     if key_value.dtype != query.dtype:
         key_value = key_value.to(query.dtype)
-    if window in ("space_time", "global"):
-        return _torch_sdpa(query, key_value, num_heads)
+    if window.kernel is None:  # one window per clip: SDPA takes it whole
+        q, kv = window.group(query, key_value, TORCH_OPS)
+        return window.ungroup(_torch_sdpa(q, kv, num_heads), query.shape, TORCH_OPS)
 
     from . import unavailable_reason
 
@@ -69,22 +76,18 @@ def _torch_attention(query, key_value, window, num_heads, forced):
         if forced:
             raise
         return None
-    if window == "time":
-        return ops.time_window_attention(query, key_value, num_heads)
-    return ops.space_window_attention(query, key_value, num_heads)
+    # Looked up by name at call time, so `ops.<kernel>` is the one place to wrap.
+    return getattr(ops, window.kernel)(query, key_value, num_heads)
 
 
-def _torch_sdpa(query, key_value, num_heads):
-    """SDPA with one window per clip (`"space_time"`, `"global"`)."""
+def _torch_sdpa(q, kv, num_heads):
+    """`scaled_dot_product_attention` on `(W, L, C)` windows."""
     import torch.nn.functional as F
 
-    channels = query.shape[-1]
+    channels = q.shape[-1]
     head_dim = channels // num_heads
-    batch = query.shape[0]
-    q = query.reshape(batch, -1, channels)
-    kv = key_value.reshape(batch, -1, 2 * channels)
 
-    def heads(x):  # (B, L, C) → (B, H, L, D), a view
+    def heads(x):  # (W, L, C) → (W, H, L, D), a view
         return x.unflatten(-1, (num_heads, head_dim)).transpose(1, 2)
 
     out = F.scaled_dot_product_attention(
@@ -93,7 +96,7 @@ def _torch_sdpa(query, key_value, num_heads):
         heads(kv[..., channels:]),
         scale=head_dim**-0.5,
     )
-    return out.transpose(1, 2).reshape(query.shape)
+    return out.transpose(1, 2).reshape(q.shape)
 
 
 # --- JAX ----------------------------------------------------------------------------
@@ -104,20 +107,8 @@ def _jax_attention(query, key_value, window, num_heads):
 
     query = jnp.asarray(query)
     key_value = jnp.asarray(key_value).astype(query.dtype)
-    channels = query.shape[-1]
-    if window == "time":  # windows are patch positions: (B·N, T, C)
-        batch, frames, patches = query.shape[:3]
-        q = jnp.swapaxes(query, 1, 2).reshape(-1, frames, channels)
-        kv = jnp.swapaxes(key_value, 1, 2).reshape(-1, frames, 2 * channels)
-        out = _jax_dpa(q, kv, num_heads)
-        return jnp.swapaxes(out.reshape(-1, patches, frames, channels), 1, 2)
-    if window == "space":  # windows are frames: (B·T, N, C)
-        q = query.reshape(-1, query.shape[2], channels)
-        kv = key_value.reshape(-1, key_value.shape[2], 2 * channels)
-    else:  # "space_time", "global": one window per clip
-        q = query.reshape(query.shape[0], -1, channels)
-        kv = key_value.reshape(key_value.shape[0], -1, 2 * channels)
-    return _jax_dpa(q, kv, num_heads).reshape(query.shape)
+    q, kv = window.group(query, key_value, NUMPY_OPS)
+    return window.ungroup(_jax_dpa(q, kv, num_heads), query.shape, NUMPY_OPS)
 
 
 def _jax_dpa(q, kv, num_heads):

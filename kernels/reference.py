@@ -1,25 +1,25 @@
-"""Pure PyTorch references for the windowed-attention kernels (`triton_attention.py`).
+"""Pure PyTorch references for the windowed-attention kernels (`triton_launch.py`).
 
 They spell out the semantics the kernels implement, in the regroup + einsum form of
-the reference CAST code, and return the same `(out, lse)` pair. Scores, softmax and
-the weighted sum are computed in fp32 from the given inputs; `out` is cast back to
-the query dtype, `lse` stays fp32 with shape (B, H, T, N).
+the reference CAST code (the regrouping is the windows' `cut` / `ungroup`, see
+`windows.py`), and return the same `(out, lse)` pair. Scores, softmax and the
+weighted sum are computed in fp32 from the given inputs; `out` is cast back to the
+query dtype, `lse` stays fp32 with shape (B, H, T, N).
 """
 
 import torch
 
+from .windows import TORCH_OPS, get_window
 
-def _split(query, key_value, num_heads):
+
+def _head_dim(query, key_value, num_heads):
     channels = query.shape[-1]
     if key_value.shape[-1] != 2 * channels:
         raise ValueError(
             f"key_value must have 2·C = {2 * channels} channels, got "
             f"{key_value.shape[-1]}."
         )
-    head_dim = channels // num_heads
-    key = key_value[..., :channels]
-    value = key_value[..., channels:]
-    return key, value, head_dim
+    return channels // num_heads
 
 
 def _attend(q, k, v, num_heads, head_dim):
@@ -35,35 +35,13 @@ def _attend(q, k, v, num_heads, head_dim):
     return out.reshape(windows, q_len, num_heads * head_dim), lse
 
 
-def time_window_attention_reference(query, key_value, num_heads):
-    """T2S: for each (b, n) the T queries at (b, ·, n) attend to the T keys there.
+def window_attention_reference(window, query, key_value, num_heads):
+    """Softmax attention of `query` over `key_value` inside the windows of `window`.
+
+    The windows are cut and put back by the window's own `group` / `ungroup`.
 
     Args:
-        query: `(B, T, N, C)`.
-        key_value: `(B, T, N, 2C)`, keys in columns `[:C]`, values in `[C:]`.
-        num_heads: heads; head `h` owns channels `[h·C/H, (h+1)·C/H)`.
-
-    Returns:
-        `(out (B, T, N, C) in the query dtype, lse (B, H, T, N) fp32)`.
-    """
-    key, value, head_dim = _split(query, key_value, num_heads)
-    batch, frames, patches, channels = query.shape
-
-    def windows(x):  # (B, T, N, C) → (B·N, T, C)
-        return x.permute(0, 2, 1, 3).reshape(batch * patches, frames, channels)
-
-    out, lse = _attend(
-        windows(query), windows(key), windows(value), num_heads, head_dim
-    )
-    out = out.reshape(batch, patches, frames, channels).permute(0, 2, 1, 3)
-    lse = lse.reshape(batch, patches, num_heads, frames).permute(0, 2, 3, 1)
-    return out.to(query.dtype).contiguous(), lse.contiguous()
-
-
-def space_window_attention_reference(query, key_value, num_heads):
-    """S2T: for each frame (b, t) the N queries attend to the N' keys of the frame.
-
-    Args:
+        window: a window name or `Window` (`"time"`, `"space"`, ...).
         query: `(B, T, N, C)`.
         key_value: `(B, T, N', 2C)`, keys in columns `[:C]`, values in `[C:]`.
         num_heads: heads; head `h` owns channels `[h·C/H, (h+1)·C/H)`.
@@ -71,16 +49,32 @@ def space_window_attention_reference(query, key_value, num_heads):
     Returns:
         `(out (B, T, N, C) in the query dtype, lse (B, H, T, N) fp32)`.
     """
-    key, value, head_dim = _split(query, key_value, num_heads)
-    batch, frames, q_len, channels = query.shape
-    kv_len = key.shape[2]
-    out, lse = _attend(
-        query.reshape(batch * frames, q_len, channels),
-        key.reshape(batch * frames, kv_len, channels),
-        value.reshape(batch * frames, kv_len, channels),
-        num_heads,
-        head_dim,
+    window = get_window(window)
+    head_dim = _head_dim(query, key_value, num_heads)
+    channels = query.shape[-1]
+    q, k, v = (
+        window.cut(x, TORCH_OPS)
+        for x in (query, key_value[..., :channels], key_value[..., channels:])
     )
-    out = out.reshape(batch, frames, q_len, channels)
-    lse = lse.reshape(batch, frames, num_heads, q_len).permute(0, 2, 1, 3)
+    out, lse = _attend(q, k, v, num_heads, head_dim)
+    out = window.ungroup(out, query.shape, TORCH_OPS)
+    # lse (W, H, Lq) is ungrouped like an output with one channel per head.
+    lse_shape = (*query.shape[:-1], num_heads)
+    lse = window.ungroup(lse.transpose(1, 2), lse_shape, TORCH_OPS).permute(0, 3, 1, 2)
     return out.to(query.dtype).contiguous(), lse.contiguous()
+
+
+def time_window_attention_reference(query, key_value, num_heads):
+    """T2S: for each (b, n) the T queries at (b, ·, n) attend to the T keys there.
+
+    Arguments and returns as `window_attention_reference`, with `N' == N`.
+    """
+    return window_attention_reference("time", query, key_value, num_heads)
+
+
+def space_window_attention_reference(query, key_value, num_heads):
+    """S2T: for each frame (b, t) the N queries attend to the N' keys of the frame.
+
+    Arguments and returns as `window_attention_reference`.
+    """
+    return window_attention_reference("space", query, key_value, num_heads)

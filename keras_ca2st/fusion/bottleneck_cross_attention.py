@@ -11,7 +11,8 @@ import keras
 from keras import ops
 
 from keras_ca2st.experts.vit_layers import exact_gelu
-from keras_ca2st.fusion.windowed_attention import WINDOWS, windowed_cross_attention
+from keras_ca2st.fusion.windowed_attention import windowed_cross_attention
+from keras_ca2st.kernels.windows import get_window
 
 POSITION_EMBEDDINGS = ("none", "learned", "time_interval")
 
@@ -83,29 +84,6 @@ class ExpertProjection(keras.layers.Layer):
         return config
 
 
-def position_shape(window, layout):
-    """Shape of a learned B-CA position embedding for one side of a window."""
-    if window == "global" or not layout["is_video"]:
-        return (int(layout["grid"][0] * layout["grid"][1]),)
-    frames, patches = layout["grid"]
-    return {"time": (frames,), "space": (patches,), "space_time": (frames * patches,)}[
-        window
-    ]
-
-
-def add_position(tokens, position, window):
-    """Add a `(positions, C)` embedding along the axis the window runs over."""
-    position = ops.cast(position, tokens.dtype)
-    if len(tokens.shape) == 3:
-        return tokens + position[None]
-    if window == "time":
-        return tokens + position[None, :, None, :]
-    if window == "space":
-        return tokens + position[None, None, :, :]
-    frames, patches = tokens.shape[1], tokens.shape[2]
-    return tokens + ops.reshape(position, (1, frames, patches, -1))
-
-
 @keras.saving.register_keras_serializable(package="keras_ca2st")
 class CrossAttentionDirection(keras.layers.Layer):
     """One direction of B-CA: target-stream queries attend to a source stream.
@@ -150,8 +128,10 @@ class CrossAttentionDirection(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if window not in WINDOWS:
-            raise ValueError(f"Unknown window {window!r}; expected one of {WINDOWS}.")
+        # The window kind (validated against both layouts) owns the position
+        # embedding shapes, how they are added and how windows are cut.
+        self._window = get_window(window)
+        self._window.validate(query_layout, key_layout, f"Direction {self.name!r}")
         if position_embedding not in POSITION_EMBEDDINGS:
             raise ValueError(
                 f"Unknown position_embedding {position_embedding!r}; expected one "
@@ -181,12 +161,12 @@ class CrossAttentionDirection(keras.layers.Layer):
                 stddev=(self.dim // self.num_heads) ** -0.5
             )
             self.query_position = self.add_weight(
-                shape=(*position_shape(self.window, self.query_layout), self.dim),
+                shape=(*self._window.position_shape(self.query_layout), self.dim),
                 initializer=init,
                 name="query_position",
             )
             self.key_position = self.add_weight(
-                shape=(*position_shape(self.window, self.key_layout), self.dim),
+                shape=(*self._window.position_shape(self.key_layout), self.dim),
                 initializer=init,
                 name="key_position",
             )
@@ -196,8 +176,8 @@ class CrossAttentionDirection(keras.layers.Layer):
         self, query_tokens, key_tokens, query_time_codes=None, key_time_codes=None
     ):
         if self.position_embedding == "learned":
-            query_tokens = add_position(query_tokens, self.query_position, self.window)
-            key_tokens = add_position(key_tokens, self.key_position, self.window)
+            query_tokens = self._window.add_position(query_tokens, self.query_position)
+            key_tokens = self._window.add_position(key_tokens, self.key_position)
         elif self.position_embedding == "time_interval":
             if query_time_codes is None or key_time_codes is None:
                 raise ValueError(
@@ -209,7 +189,7 @@ class CrossAttentionDirection(keras.layers.Layer):
         attended = windowed_cross_attention(
             self.query(query_tokens),
             self.key_value(key_tokens),
-            self.window,
+            self._window,
             self.num_heads,
         )
         return self.out_proj(attended)

@@ -2,18 +2,14 @@
 
 import keras
 
-from keras_ca2st.experts.stream_layout import (
-    flatten_patches,
-    merge_stream,
-    split_stream,
-    unflatten_patches,
-)
+from keras_ca2st.experts.stream_layout import merge_stream, split_stream
 from keras_ca2st.fusion.bottleneck_cross_attention import (
     CrossAttentionDirection,
     ExpertProjection,
     LateralConnection,
 )
 from keras_ca2st.fusion.drop_path import DropPath
+from keras_ca2st.kernels.windows import get_window
 
 EXCHANGE_MODES = ("cross_attention", "lateral")
 
@@ -128,21 +124,17 @@ class CrossExpertExchange(keras.layers.Layer):
         updates = {}
         for spec, layer in zip(self.directions, self.direction_layers, strict=True):
             source, target = spec["source"], spec["target"]
-            window = spec.get("window", "global")
-            query, key = patches[target], patches[source]
+            # The window decides whether it takes flat tokens or the frame grid.
+            window = get_window(spec.get("window", "global"))
+            layouts = self.layouts[target], self.layouts[source]
+            query, key = window.present(patches[target], patches[source], *layouts)
             query_codes = key_codes = None
             if spec.get("position_embedding") == "time_interval":
-                query_codes, key_codes = time_codes[target], time_codes[source]
-            flat = window == "global" or not self.layouts[target]["is_video"]
-            if flat:
-                query = flatten_patches(query, self.layouts[target])
-                key = flatten_patches(key, self.layouts[source])
-            elif query_codes is not None:
-                query_codes = unflatten_patches(query_codes, self.layouts[target])
-                key_codes = unflatten_patches(key_codes, self.layouts[source])
+                query_codes, key_codes = window.present_codes(
+                    time_codes[target], time_codes[source], *layouts
+                )
             attended = layer(query, key, query_codes, key_codes)
-            if flat:
-                attended = unflatten_patches(attended, self.layouts[target])
+            attended = window.restore(attended, self.layouts[target])
             merged = merge_stream(prefixes[target], attended, self.layouts[target])
             update = self.drop_path(
                 self.projections[target].expand(merged), training=training

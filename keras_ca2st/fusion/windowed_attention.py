@@ -3,7 +3,9 @@
 Both video streams share one token grid (frames T × patches N, index t·N + n), so a
 window is a choice of axis: `"time"` attends along T for each patch position (T2S in
 CAST), `"space"` along N within each frame (S2T), `"space_time"` over the whole
-clip, and `"global"` takes flat token sequences of any lengths (audio pairs).
+clip, and `"global"` takes flat token sequences of any lengths (audio pairs). Each
+kind is one object of `keras_ca2st.kernels.windows` (`get_window`), which cuts the
+windows and puts them back.
 
 The plain path below is backend-agnostic `keras.ops`. `fused_windowed_attention` is
 the single dispatch point to backend-specific fused kernels; it returns `None` when
@@ -12,7 +14,14 @@ no fused path applies and the plain path runs.
 
 from keras import ops
 
-WINDOWS = ("time", "space", "space_time", "global")
+from keras_ca2st.kernels.windows import WINDOWS, get_window
+
+__all__ = [
+    "WINDOWS",
+    "fused_windowed_attention",
+    "reference_windowed_attention",
+    "windowed_cross_attention",
+]
 
 
 def windowed_cross_attention(query, key_value, window, num_heads):
@@ -24,15 +33,15 @@ def windowed_cross_attention(query, key_value, window, num_heads):
         key_value: the keys and values packed on the last axis, `(..., 2C)`: keys are
             columns `[:C]`, values `[C:]`. `(B, T, N', 2C)` with `N' == N` for `"time"`
             and any `N'` for `"space"` / `"space_time"`; `(B, Lk, 2C)` for `"global"`.
-        window: one of `"time"`, `"space"`, `"space_time"`, `"global"`.
+        window: one of `"time"`, `"space"`, `"space_time"`, `"global"` (or a
+            `Window`).
         num_heads: heads; head `h` owns channels `[h·C/H, (h+1)·C/H)`.
 
     Returns:
         The attention output with the shape of `query`; softmax scale `(C/H)^-0.5`,
         no mask, no dropout.
     """
-    if window not in WINDOWS:
-        raise ValueError(f"Unknown window {window!r}; expected one of {WINDOWS}.")
+    window = get_window(window)
     fused = fused_windowed_attention(query, key_value, window, num_heads)
     if fused is not None:
         return fused
@@ -41,34 +50,14 @@ def windowed_cross_attention(query, key_value, window, num_heads):
 
 def reference_windowed_attention(query, key_value, window, num_heads):
     """The plain `keras.ops` path of `windowed_cross_attention` (same arguments)."""
+    window = get_window(window)
     channels = query.shape[-1]
-    head_dim = channels // num_heads
-    key = key_value[..., :channels]
-    value = key_value[..., channels:]
-    if window == "global":
-        return _attend(query, key, value, num_heads, head_dim)
-    batch, frames, patches = ops.shape(query)[0], query.shape[1], query.shape[2]
-    if window == "space_time":
-        flat_q = ops.reshape(query, (batch, frames * patches, channels))
-        kv_len = key.shape[1] * key.shape[2]
-        flat_k = ops.reshape(key, (batch, kv_len, channels))
-        flat_v = ops.reshape(value, (batch, kv_len, channels))
-        out = _attend(flat_q, flat_k, flat_v, num_heads, head_dim)
-        return ops.reshape(out, (batch, frames, patches, channels))
-    if window == "space":
-        # Windows are frames: fold T into the batch.
-        q = ops.reshape(query, (batch * frames, patches, channels))
-        k = ops.reshape(key, (batch * frames, key.shape[2], channels))
-        v = ops.reshape(value, (batch * frames, key.shape[2], channels))
-        out = _attend(q, k, v, num_heads, head_dim)
-        return ops.reshape(out, (batch, frames, patches, channels))
-    # "time": windows are patch positions; fold N into the batch.
-    q = ops.reshape(ops.transpose(query, (0, 2, 1, 3)), (-1, frames, channels))
-    k = ops.reshape(ops.transpose(key, (0, 2, 1, 3)), (-1, key.shape[1], channels))
-    v = ops.reshape(ops.transpose(value, (0, 2, 1, 3)), (-1, key.shape[1], channels))
-    out = _attend(q, k, v, num_heads, head_dim)
-    out = ops.reshape(out, (batch, patches, frames, channels))
-    return ops.transpose(out, (0, 2, 1, 3))
+    q, k, v = (
+        window.cut(x)
+        for x in (query, key_value[..., :channels], key_value[..., channels:])
+    )
+    out = _attend(q, k, v, num_heads, channels // num_heads)
+    return window.ungroup(out, query.shape)
 
 
 def _attend(query, key, value, num_heads, head_dim):

@@ -9,13 +9,13 @@ go to `scaled_dot_product_attention`. On JAX every window goes through
 import keras
 import numpy as np
 import pytest
-from keras_ca2st.kernels import ENV_VAR, fused_attention, fused_attention_mode
 
 from keras_ca2st.fusion.windowed_attention import (
     fused_windowed_attention,
     reference_windowed_attention,
     windowed_cross_attention,
 )
+from keras_ca2st.kernels import ENV_VAR, fused_attention, fused_attention_mode
 from tests.kernels.utils import random_tensor, requires_torch_kernels, stream_query
 
 BACKEND = keras.config.backend()
@@ -56,6 +56,7 @@ def _torch_grads(fn, stream, key_value, window):
 @pytest.mark.parametrize("dtype_name", ("float32", "float16"))
 def test_forced_kernels_equal_plain_path(window, dtype_name, monkeypatch):
     import torch
+
     from keras_ca2st.kernels import ops
 
     dtype = getattr(torch, dtype_name)

@@ -120,6 +120,7 @@ def test_gradient_reaches_the_stream_and_accepts_expanded_grads(window):
 @pytest.mark.parametrize("window", ("time", "space"))
 def test_opcheck(window):
     import torch
+
     from keras_ca2st.kernels import ops
 
     case = TIME_CASES["t5_n13_d24"] if window == "time" else (1, 2, 21, 19, 32, 2)

@@ -156,6 +156,37 @@ def test_projection_and_direction_serialize_and_start_as_identity():
         )
 
 
+def test_direction_refuses_windows_its_layouts_cannot_take():
+    video = {
+        "prefix_tokens": 1,
+        "grid": [3, 4],
+        "frames_in_batch": True,
+        "is_video": True,
+    }
+    audio = {
+        "prefix_tokens": 2,
+        "grid": [2, 6],
+        "frames_in_batch": False,
+        "is_video": False,
+    }
+    with pytest.raises(ValueError, match="Direction 'audio_to_spatial' uses window"):
+        CrossAttentionDirection(
+            8, 2, "time", "learned", video, audio, name="audio_to_spatial"
+        )
+    with pytest.raises(ValueError, match="as many key positions"):
+        CrossAttentionDirection(
+            8, 2, "time", "learned", video, dict(video, grid=[3, 5])
+        )
+    with pytest.raises(ValueError, match="Unknown window 'x'"):
+        CrossAttentionDirection(8, 2, "x", "learned", video, video)
+    direction = CrossAttentionDirection(8, 2, "global", "learned", video, audio)
+    direction.build()
+    assert tuple(direction.query_position.shape) == (12, 8)
+    assert tuple(direction.key_position.shape) == (12, 8)
+    out = direction(np.ones((2, 12, 8), "float32"), np.ones((2, 12, 8), "float32"))
+    assert tuple(out.shape) == (2, 12, 8)
+
+
 def test_exchange_updates_are_zero_at_init_and_prefix_skips_attention():
     experts = tiny_experts(names=["spatial", "temporal"])
     layouts = {n: e.stream_layout for n, e in experts.items()}

@@ -12,6 +12,7 @@ from keras_ca2st.fusion.bottleneck_cross_attention import POSITION_EMBEDDINGS
 from keras_ca2st.fusion.drop_path import DropPath
 from keras_ca2st.fusion.exchange import CrossExpertExchange, direction_name
 from keras_ca2st.fusion.time_interval import TimeIntervalEmbedding
+from keras_ca2st.kernels.windows import get_window
 
 EXPERT_CLASSES = {
     cls.__name__: cls for cls in (CLIPVisionEncoder, VideoMAEEncoder, ASTEncoder)
@@ -77,11 +78,11 @@ def resolve_directions(pairs, experts):
                     f"Direction {direction!r} does not join the pair {names}; write "
                     f"'{names[1]}_to_{names[0]}' or '{names[0]}_to_{names[1]}'."
                 )
-            if window != "global" and not all_video:
-                raise ValueError(
-                    f"Direction {direction!r} uses window {window!r}, but audio "
-                    "tokens have no frame grid; use 'global'."
-                )
+            get_window(window).validate(
+                experts[target].stream_layout,
+                experts[source].stream_layout,
+                f"Direction {direction!r}",
+            )
             for layer in layers:
                 if not 0 <= layer < depth:
                     raise ValueError(
