@@ -6,10 +6,10 @@ in the same run, plus the environment:
 - `ca2st bench kernels [...]`: the B-CA attention core (fused Triton kernels
   vs the reference regrouping with einsum or SDPA) and whole-model training
   steps (torch with and without the kernels, JAX);
-  `keras_ca2st.kernels.bench`.
+  `keras_ca2st.benchmarks.attention` and `keras_ca2st.benchmarks.training_step`.
 - `ca2st bench data [...]`: decoding, augmentation and fbank throughput of
   the data pipeline, and how many loader workers keep a GPU step fed;
-  `keras_ca2st.data.bench`.
+  `keras_ca2st.benchmarks.data`.
 
 Arguments after the target go to that benchmark (`ca2st bench data --help`).
 """
@@ -17,8 +17,8 @@ Arguments after the target go to that benchmark (`ca2st bench data --help`).
 import argparse
 
 TARGETS = {
-    "kernels": "keras_ca2st.kernels.bench",
-    "data": "keras_ca2st.data.bench",
+    "kernels": "keras_ca2st.benchmarks.attention",
+    "data": "keras_ca2st.benchmarks.data",
 }
 
 

@@ -1,17 +1,18 @@
-"""Benchmark of the B-CA attention core and of whole-model training steps.
+"""Benchmark of the B-CA attention core: fused Triton kernels vs regrouping.
 
-    python -m keras_ca2st.kernels.bench                 # everything
-    python -m keras_ca2st.kernels.bench --skip-model    # attention core only
-    python kernels/bench.py --batch 8 32 --model-batch 8
+    python -m keras_ca2st.benchmarks.attention                 # everything
+    python -m keras_ca2st.benchmarks.attention --skip-model    # attention core only
+    python keras_ca2st/benchmarks/attention.py --batch 8 32 --model-batch 8
+    ca2st bench kernels --skip-model --batch 8
 
-Part 1, attention core (torch): forward and forward+backward of T2S (window =
-time) and S2T (window = space) at CAST-B shapes (T = 8, N = 196, C = 384, 12 heads,
-bf16; batch 8 and 32), the query a CLS-sliced view of the CLIP stream as in the
-model, for three paths:
+Forward and forward+backward of T2S (window = time) and S2T (window = space) at
+CAST-B shapes (T = 8, N = 196, C = 384, 12 heads, bf16; batch 8 and 32), the query
+a CLS-sliced view of the CLIP stream as in the model, for three paths:
 
-- `triton`: the fused kernels of this package;
+- `triton`: the fused kernels of `keras_ca2st.kernels`;
 - `regroup+einsum`: the reference code's way: regroup windows with permute /
-  reshape copies, einsum scores, fp32 softmax, einsum, regroup back;
+  reshape copies (the windows' own `cut` / `ungroup`), einsum scores, fp32
+  softmax, einsum, regroup back;
 - `regroup+sdpa`: the same regrouping around `scaled_dot_product_attention`.
 
 Achieved bandwidth = the minimum HBM traffic of the op (every input read once,
@@ -20,10 +21,8 @@ device-to-device copy bandwidth. Targets (H100/H200): T2S ≥ 3× faster than
 regroup+sdpa and ≥ 60 % of the copy bandwidth; S2T ≥ 1.3× faster than
 regroup+sdpa.
 
-Part 2, whole-model training step (`model.train_on_batch`, mixed_bfloat16, random
-clips): clips/s and peak memory of CAST-B and CA²ST-B for torch without the kernels
-(`KERAS_CA2ST_FUSED_ATTENTION=off`), torch with them (`auto`), and JAX; one
-subprocess per run, since the Keras backend is fixed per process.
+Unless `--skip-model`, the whole-model training step benchmark follows
+(`training_step.py`: CAST-B and CA²ST-B, torch with and without the kernels, JAX).
 
 Without a CUDA device everything runs on tiny shapes on the CPU (the Triton kernels
 in the interpreter, a two-block model) so that the script is exercised end to end;
@@ -32,50 +31,33 @@ those numbers are labelled as NOT GPU measurements and mean nothing for the targ
 The script re-runs itself in a child process with `KERAS_BACKEND=torch` (and,
 without a GPU, `TRITON_INTERPRET=1`) set from the start; see `_run_in_child`. `--sweep`
 also times candidate launch configurations of the kernels (`CONFIGS` in
-`triton_attention.py`). This file uses absolute imports so that it also runs as a
-plain script.
+`keras_ca2st/kernels/triton_launch.py`). This file uses absolute imports so that it
+also runs as a plain script.
 """
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
 
+from keras_ca2st.benchmarks import training_step
+from keras_ca2st.kernels.windows import TORCH_OPS, get_window
+
 CAST_B = dict(frames=8, patches=196, channels=384, heads=12)
 TINY = dict(frames=8, patches=13, channels=64, heads=2)
 
 
-# ----------------------------------------------------------------------------------
-# Part 1: attention core
-# ----------------------------------------------------------------------------------
-
-
 def _regroup(query, key_value, window):
-    """Windows as the reference code builds them: `(W, L, C)` copies."""
-    batch, frames, patches, channels = query.shape
+    """Windows as the reference code builds them: `(W, L, C)` copies of q, k, v."""
+    channels = query.shape[-1]
     key, value = key_value[..., :channels], key_value[..., channels:]
-    if window == "time":
-
-        def regroup(x):
-            return x.permute(0, 2, 1, 3).reshape(batch * patches, frames, channels)
-
-    else:
-
-        def regroup(x):
-            return x.reshape(batch * frames, x.shape[2], channels)
-
-    return regroup(query), regroup(key), regroup(value)
+    return tuple(get_window(window).cut(x, TORCH_OPS) for x in (query, key, value))
 
 
 def _ungroup(out, query, window):
-    batch, frames, patches, channels = query.shape
-    if window == "time":
-        out = out.reshape(batch, patches, frames, channels).permute(0, 2, 1, 3)
-        return out.contiguous()
-    return out.reshape(batch, frames, patches, channels)
+    return get_window(window).ungroup(out, query.shape, TORCH_OPS).contiguous()
 
 
 def regroup_einsum(query, key_value, window, heads):
@@ -111,9 +93,7 @@ def regroup_sdpa(query, key_value, window, heads):
 def fused(query, key_value, window, heads):
     from keras_ca2st import kernels
 
-    if window == "time":
-        return kernels.time_window_attention(query, key_value, heads)
-    return kernels.space_window_attention(query, key_value, heads)
+    return getattr(kernels, get_window(window).kernel)(query, key_value, heads)
 
 
 PATHS = {
@@ -299,7 +279,8 @@ def _sweep_candidates():
 def sweep_configs(batch, shape, device, dtype_name, limit=None):
     """Time the kernels under candidate launch configurations (16-bit table)."""
     import torch
-    from keras_ca2st.kernels import triton_attention
+
+    from keras_ca2st.kernels import triton_launch
 
     dtype = getattr(torch, dtype_name)
     measure = _timer(device == "cuda", reps=2)
@@ -310,7 +291,7 @@ def sweep_configs(batch, shape, device, dtype_name, limit=None):
     key_value = torch.randn(batch, frames, patches, 2 * channels, device=device)
     key_value = key_value.to(dtype).requires_grad_()
     grad = torch.randn(batch, frames, patches, channels, device=device, dtype=dtype)
-    table = triton_attention.CONFIGS
+    table = triton_launch.CONFIGS
     print("| config | candidate | ms | |")
     print("|---|---|---|---|")
     for name, candidates in _sweep_candidates().items():
@@ -340,162 +321,6 @@ def sweep_configs(batch, shape, device, dtype_name, limit=None):
             )
 
 
-# ----------------------------------------------------------------------------------
-# Part 2: whole-model training step (one subprocess per backend / mode)
-# ----------------------------------------------------------------------------------
-
-
-def _shrink(spec):
-    """A two-block, width-64 version of a preset spec for the CPU run."""
-    backbone = json.loads(json.dumps(spec["backbone"]))
-    for expert in backbone["experts"].values():
-        config = expert["config"]
-        config.update(hidden_dim=64, num_layers=2, num_heads=2, intermediate_dim=128)
-        if "image_size" in config:
-            config["image_size"] = 32
-        if expert["class_name"] == "ASTEncoder":
-            config.update(num_time_frames=66, frequency_bins=32, position_grid=[2, 8])
-    for pair in backbone.get("pairs", []):
-        if pair.get("layers"):
-            pair["layers"] = [1]
-    backbone["cross_attention_heads"] = 2
-    return backbone
-
-
-def model_worker(model_name, batch, steps, tiny):
-    """Runs in a subprocess with KERAS_BACKEND set; prints one JSON line."""
-    import keras
-    import numpy as np
-
-    from keras_ca2st import models
-    from keras_ca2st.models.ca2st.ca2st_presets import load_preset_spec
-
-    backend = keras.config.backend()
-    policy = "mixed_bfloat16"
-    preset = f"{model_name}_base"
-    model_cls = getattr(models, load_preset_spec(preset)["model_class"])
-    if tiny:
-        backbone = models.CA2STBackbone(
-            **_shrink(load_preset_spec(preset)), dtype=policy
-        )
-        model = model_cls(backbone=backbone, num_classes=10)
-    else:
-        model = model_cls.from_preset(
-            preset, num_classes=400, load_weights=False, dtype=policy
-        )
-    model.compile()
-    rng = np.random.default_rng(0)
-    shapes = model.backbone.encoder.input_shapes()
-    inputs = {
-        name: rng.standard_normal((batch, *shape)).astype("float32")
-        for name, shape in shapes.items()
-        if not name.endswith("_times")
-    }
-    labels = rng.integers(0, 10, size=(batch,))
-    for _ in range(2):  # compile / warm-up
-        model.train_on_batch(inputs, labels)
-    sync = _sync_fn(backend)
-    sync()
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(inputs, labels)
-    sync()
-    seconds = (time.perf_counter() - start) / steps
-    return dict(clips_per_s=batch / seconds, step_ms=seconds * 1e3, peak=_peak(backend))
-
-
-def _sync_fn(backend):
-    if backend == "torch":
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.synchronize
-    return lambda: None  # train_on_batch returns host values: already synchronous
-
-
-def _peak(backend):
-    """Peak device memory in bytes (GPU), else the process's peak RSS."""
-    if backend == "torch":
-        import torch
-
-        if torch.cuda.is_available():
-            return dict(bytes=torch.cuda.max_memory_allocated(), kind="cuda")
-    if backend == "jax":
-        import jax
-
-        stats = jax.devices()[0].memory_stats() or {}
-        if "peak_bytes_in_use" in stats:
-            return dict(
-                bytes=stats["peak_bytes_in_use"], kind=jax.devices()[0].platform
-            )
-    import resource
-
-    return dict(
-        bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, kind="rss"
-    )
-
-
-def bench_models(models, batch, steps, tiny, timeout):
-    runs = [
-        ("torch eager", "torch", "off"),
-        ("torch + kernels", "torch", "triton" if tiny else "auto"),
-        ("jax", "jax", "auto"),
-    ]
-    rows = []
-    for model_name in models:
-        for label, backend, mode in runs:
-            env = dict(os.environ, KERAS_BACKEND=backend)
-            env["KERAS_CA2ST_FUSED_ATTENTION"] = mode
-            if tiny and backend == "torch":
-                env["TRITON_INTERPRET"] = "1"
-            command = [sys.executable, "-m", "keras_ca2st.kernels.bench", "--worker"]
-            command += [json.dumps(dict(model=model_name, batch=batch, steps=steps))]
-            command += ["--tiny"] if tiny else []
-            row = dict(model=model_name, run=label, mode=mode)
-            try:
-                done = subprocess.run(
-                    command, env=env, capture_output=True, text=True, timeout=timeout
-                )
-                lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
-                if done.returncode or not lines:
-                    tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
-                    row["error"] = " / ".join(tail)[:300] or f"exit {done.returncode}"
-                else:
-                    row.update(json.loads(lines[-1]))
-            except subprocess.TimeoutExpired:
-                row["error"] = f"timed out after {timeout} s"
-            rows.append(row)
-            print(f"  {model_name:6} {label:16} {_model_cells(row)}", flush=True)
-    return rows
-
-
-def _model_cells(row):
-    if "error" in row:
-        return f"failed: {row['error']}"
-    peak = row["peak"]
-    return (
-        f"{row['clips_per_s']:.2f} clips/s, {row['step_ms']:.0f} ms/step, "
-        f"peak {peak['bytes'] / 2**30:.2f} GiB ({peak['kind']})"
-    )
-
-
-def print_models(rows):
-    print("| model | run | clips/s | ms/step | peak memory |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        if "error" in r:
-            print(f"| {r['model']} | {r['run']} | failed: {r['error']} | | |")
-            continue
-        peak = r["peak"]
-        print(
-            f"| {r['model']} | {r['run']} | {r['clips_per_s']:.2f} | "
-            f"{r['step_ms']:.0f} | {peak['bytes'] / 2**30:.2f} GiB ({peak['kind']}) |"
-        )
-
-
-# ----------------------------------------------------------------------------------
-
-
 _CHILD = "_KERAS_CA2ST_BENCH_CHILD"
 
 
@@ -507,14 +332,10 @@ def _run_in_child(argv, tiny):
     `TRITON_INTERPRET=1` must be set before Python starts; TensorFlow, which Keras
     loads by default, must not be imported before Triton (their LLVMs clash).
     """
-    probe = "import torch; print(torch.cuda.is_available())"
-    found = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True
-    ).stdout.strip()
     env = dict(os.environ, KERAS_BACKEND="torch", **{_CHILD: "1"})
-    if tiny or found != "True":
+    if tiny or not training_step.cuda_available():
         env["TRITON_INTERPRET"] = "1"
-    command = [sys.executable, "-m", "keras_ca2st.kernels.bench", *argv]
+    command = [sys.executable, "-m", "keras_ca2st.benchmarks.attention", *argv]
     return subprocess.call(command, env=env)
 
 
@@ -532,14 +353,8 @@ def main(argv=None):
     parser.add_argument(
         "--sweep", action="store_true", help="also time candidate kernel configs"
     )
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    if args.worker:
-        spec = json.loads(args.worker)
-        result = model_worker(spec["model"], spec["batch"], spec["steps"], args.tiny)
-        print(json.dumps(result))
-        return 0
     if os.environ.get(_CHILD) != "1":
         return _run_in_child(sys.argv[1:] if argv is None else argv, args.tiny)
 
@@ -578,21 +393,13 @@ def main(argv=None):
             sweep_configs(batches[0], shape, device, args.dtype, None if cuda else 2)
 
     if not args.skip_model:
-        batch = args.model_batch or (8 if cuda else 1)
-        steps = args.model_steps or (10 if cuda else 2)
-        scale = "CAST-B / CA²ST-B" if cuda else "tiny 2-block versions (CPU)"
-        print(f"\n## Training step, mixed_bfloat16, batch {batch}, {scale}\n")
-        try:
-            import keras_ca2st.models  # noqa: F401  (the model part needs them)
-
-            rows = bench_models(
-                args.models, batch, steps, args.tiny, args.model_timeout
-            )
-            print()
-            print_models(rows)
-        except Exception as error:
-            print(f"model benchmark skipped: cannot import the models ({error!r})")
-            status = 1
+        status |= training_step.run(
+            args.models,
+            args.model_batch,
+            args.model_steps,
+            args.tiny,
+            args.model_timeout,
+        )
     return status
 
 

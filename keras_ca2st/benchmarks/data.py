@@ -20,7 +20,7 @@ the environment (CPU count, library versions) heads the report.
 Example:
 
     ca2st bench data --gpu-step-seconds 0.5 --batch-size 8
-    python -m keras_ca2st.data.bench --num-videos 2 --seconds 2
+    python -m keras_ca2st.benchmarks.data --num-videos 2 --seconds 2
 """
 
 import argparse
