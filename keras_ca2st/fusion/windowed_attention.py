@@ -16,9 +16,12 @@ from keras import ops
 
 from keras_ca2st.kernels.windows import WINDOWS, get_window
 
+# `WINDOWS` and `get_window` are re-exported for the rooms above fusion (models),
+# which do not import the kernels room directly.
 __all__ = [
     "WINDOWS",
     "fused_windowed_attention",
+    "get_window",
     "reference_windowed_attention",
     "windowed_cross_attention",
 ]

@@ -12,7 +12,7 @@ from keras_ca2st.fusion.bottleneck_cross_attention import POSITION_EMBEDDINGS
 from keras_ca2st.fusion.drop_path import DropPath
 from keras_ca2st.fusion.exchange import CrossExpertExchange, direction_name
 from keras_ca2st.fusion.time_interval import TimeIntervalEmbedding
-from keras_ca2st.kernels.windows import get_window
+from keras_ca2st.fusion.windowed_attention import get_window
 
 EXPERT_CLASSES = {
     cls.__name__: cls for cls in (CLIPVisionEncoder, VideoMAEEncoder, ASTEncoder)
