@@ -65,10 +65,6 @@ NUMPY_OPS = ArrayOps(
 TORCH_OPS = ArrayOps(lambda x, shape: x.reshape(shape), lambda x, axes: x.permute(axes))
 """Tensor methods of torch (the torch reference and the benchmark baselines)."""
 
-_AUDIO_HAS_NO_GRID = (
-    "{where} uses window {name!r}, but audio tokens have no frame grid; use 'global'."
-)
-
 
 class Window:
     """Base of the window kinds; use `get_window(name)` to get one.
@@ -77,6 +73,17 @@ class Window:
         name: the window kind as written in configs (`"time"`, ...).
         kernel: name of the fused torch op in `keras_ca2st.kernels.ops` that runs
             this window, or `None` where whole-clip SDPA runs it.
+
+    Example:
+    ```python
+    layout = {"prefix_tokens": 0, "grid": [8, 4], "frames_in_batch": False,
+              "is_video": True}
+    window = get_window("space")
+    window.validate(layout, layout)
+    window.position_shape(layout)                          # (4,)
+    q, kv = window.group(np.ones((2, 8, 4, 16)), np.ones((2, 8, 4, 32)), NUMPY_OPS)
+    q.shape, kv.shape                                      # (16, 4, 16), (16, 4, 32)
+    ```
     """
 
     name = None
@@ -93,7 +100,10 @@ class Window:
             where: how the error names the direction, e.g. `"Direction 'a_to_b'"`.
         """
         if not (query_layout["is_video"] and key_layout["is_video"]):
-            raise ValueError(_AUDIO_HAS_NO_GRID.format(where=where, name=self.name))
+            raise ValueError(
+                f"{where} uses window {self.name!r}, but audio tokens have no frame "
+                "grid; use 'global'."
+            )
         self.check_grids(query_layout["grid"], key_layout["grid"])
 
     def check_grids(self, query_grid, key_grid):

@@ -157,18 +157,8 @@ def test_projection_and_direction_serialize_and_start_as_identity():
 
 
 def test_direction_refuses_windows_its_layouts_cannot_take():
-    video = {
-        "prefix_tokens": 1,
-        "grid": [3, 4],
-        "frames_in_batch": True,
-        "is_video": True,
-    }
-    audio = {
-        "prefix_tokens": 2,
-        "grid": [2, 6],
-        "frames_in_batch": False,
-        "is_video": False,
-    }
+    video = dict(prefix_tokens=1, grid=[3, 4], frames_in_batch=True, is_video=True)
+    audio = dict(prefix_tokens=2, grid=[2, 6], frames_in_batch=False, is_video=False)
     with pytest.raises(ValueError, match="Direction 'audio_to_spatial' uses window"):
         CrossAttentionDirection(
             8, 2, "time", "learned", video, audio, name="audio_to_spatial"
