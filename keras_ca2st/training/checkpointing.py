@@ -30,6 +30,11 @@ import random
 import keras
 import numpy as np
 
+from keras_ca2st.training.keras_internals import (
+    build_metrics_from_batch,
+    set_initial_epoch,
+)
+
 STATE_FILE = "state.json"
 
 
@@ -105,9 +110,7 @@ def build_before_fit(model, batch):
     model.fit(train, epochs=50, callbacks=[DatasetEpoch(train)])
     ```
     """
-    # What `fit` does with its first batch (`Trainer._symbolic_build`),
-    # symbolically: no computation, no worker pool.
-    model._symbolic_build(data_batch=tuple(batch) if isinstance(batch, list) else batch)
+    build_metrics_from_batch(model, batch)
 
 
 class TrainingState(keras.callbacks.Callback):
@@ -154,7 +157,7 @@ class TrainingState(keras.callbacks.Callback):
         if state.get("extra"):
             with np.load(os.path.join(self.directory, state["extra"])) as extra:
                 _restore_random_state(model, dict(extra), state.get("random", {}))
-        model._initial_epoch = int(state["epoch"])
+        set_initial_epoch(model, state["epoch"])
         self.restored_epoch = int(state["epoch"])
 
     def on_epoch_end(self, epoch, logs=None):

@@ -47,6 +47,7 @@ Multi-host:
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import warnings
@@ -55,6 +56,7 @@ import keras
 import numpy as np
 
 from keras_ca2st.data.dataset import shard_indices
+from keras_ca2st.training.keras_internals import transform_gradients_before_apply
 
 KINDS = ("none", "data-parallel", "jax-data-parallel", "torch-ddp", "tf-mirrored")
 BACKEND_KINDS = {
@@ -301,16 +303,13 @@ def all_reduce_gradients(optimizer, group=None):
     Installed on the outermost optimizer (e.g. a `LossScaleOptimizer`), so
     every rank sees the same gradients before any decision on them. Idempotent.
     """
-    if getattr(optimizer, "_keras_ca2st_all_reduce", False):
-        return optimizer
-    apply = optimizer.apply
+    return transform_gradients_before_apply(optimizer, _all_reduce_mean(group))
 
-    def apply_averaged(grads, trainable_variables=None):
-        return apply(torch_all_reduce_mean(list(grads), group), trainable_variables)
 
-    optimizer.apply = apply_averaged
-    optimizer._keras_ca2st_all_reduce = True
-    return optimizer
+@functools.cache
+def _all_reduce_mean(group):
+    # One function per group, so that installing it twice is recognised.
+    return lambda grads: torch_all_reduce_mean(grads, group)
 
 
 class TorchDataParallelCallback(keras.callbacks.Callback):

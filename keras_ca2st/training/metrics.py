@@ -12,6 +12,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_ca2st.training.keras_internals import set_metric_direction
+
 
 def _target_indices(y_true, y_pred):
     if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] != 1:
@@ -66,7 +68,7 @@ class TopKAccuracy(keras.metrics.MeanMetricWrapper):
     def __init__(self, k=1, name=None, dtype=None):
         super().__init__(top_k_correct, name=name or f"top{k}", dtype=dtype, k=k)
         self.k = int(k)
-        self._direction = "up"
+        set_metric_direction(self, "up")
 
     def get_config(self):
         return {"k": self.k, "name": self.name, "dtype": self.dtype}

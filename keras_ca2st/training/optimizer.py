@@ -23,6 +23,12 @@ import re
 import keras
 from keras import ops
 
+from keras_ca2st.training.keras_internals import (
+    OptimizerStepHooks,
+    adam_slots,
+    variable_index,
+)
+
 DEPTH_PATTERNS = (
     re.compile(r"(?:^|/)block_(\d+)(?:/|$)"),
     re.compile(r"_adapter_(\d+)(?:/|$)"),
@@ -142,7 +148,7 @@ def precision_policy(name):
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")
-class LayerDecayAdamW(keras.optimizers.AdamW):
+class LayerDecayAdamW(OptimizerStepHooks, keras.optimizers.AdamW):
     """AdamW with per-variable learning-rate scales from the block depth.
 
     Each trainable variable gets `layer_scale(path, num_layers, layer_decay)`;
@@ -232,20 +238,19 @@ class LayerDecayAdamW(keras.optimizers.AdamW):
             p for p, d in zip(self._variable_paths, self._decay_flags, strict=True) if d
         ]
 
-    def _apply_weight_decay(self, variables):
+    def apply_weight_decay(self, variables):
         # Decay happens inside the update, with each variable's own scale.
         return
 
     def update_step(self, gradient, variable, learning_rate):
-        index = self._get_variable_index(variable)
+        index = variable_index(self, variable)
         dtype = variable.dtype
         lr = ops.multiply(ops.cast(learning_rate, dtype), self._lr_scales[index])
         gradient = ops.cast(gradient, dtype)
         step = ops.cast(self.iterations + 1, dtype)
         first_correction = 1.0 - ops.power(ops.cast(self.beta_1, dtype), step)
         second_correction = 1.0 - ops.power(ops.cast(self.beta_2, dtype), step)
-        m = self._momentums[index]
-        v = self._velocities[index]
+        m, v = adam_slots(self, index)
         if self._decay_flags[index] and self.weight_decay:
             wd = ops.cast(self.weight_decay, dtype)
             self.assign_sub(variable, ops.multiply(variable, ops.multiply(lr, wd)))
@@ -259,11 +264,11 @@ class LayerDecayAdamW(keras.optimizers.AdamW):
             ops.divide(ops.multiply(m, ops.divide(lr, first_correction)), denominator),
         )
 
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+    def backend_update_step(self, grads, trainable_variables, learning_rate):
         if keras.config.backend() == "torch":
             _torch_grouped_update(self, grads, trainable_variables, learning_rate)
         else:
-            super()._backend_update_step(grads, trainable_variables, learning_rate)
+            super().backend_update_step(grads, trainable_variables, learning_rate)
 
     def get_config(self):
         config = super().get_config()
@@ -282,7 +287,7 @@ def _torch_grouped_update(optimizer, grads, variables, learning_rate):
     with torch.no_grad():
         groups = {}
         for grad, variable in zip(grads, variables, strict=True):
-            index = optimizer._get_variable_index(variable)
+            index = variable_index(optimizer, variable)
             key = (optimizer._lr_scales[index], optimizer._decay_flags[index])
             groups.setdefault(key, []).append((grad, variable, index))
         step = ops.cast(optimizer.iterations + 1, "float32")
@@ -297,8 +302,9 @@ def _torch_grouped_update(optimizer, grads, variables, learning_rate):
                 ops.convert_to_tensor(g).to(p.dtype)
                 for (g, _, _), p in zip(items, params, strict=True)
             ]
-            moments = [optimizer._momentums[i].value for _, _, i in items]
-            velocities = [optimizer._velocities[i].value for _, _, i in items]
+            slots = [adam_slots(optimizer, i) for _, _, i in items]
+            moments = [m.value for m, _ in slots]
+            velocities = [v.value for _, v in slots]
             lr = (base_lr * scale).to(dtype)
             if decay and optimizer.weight_decay:
                 torch._foreach_mul_(params, 1.0 - lr * optimizer.weight_decay)

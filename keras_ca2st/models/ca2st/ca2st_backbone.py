@@ -7,6 +7,7 @@ from keras_ca2st.models.ca2st.cross_expert_encoder import (
     CrossExpertEncoder,
     deserialize_expert,
 )
+from keras_ca2st.models.encoder_arguments import pop_arguments, saved_arguments
 
 OPTIONAL_INPUTS = ("video_times", "audio_times")
 
@@ -54,10 +55,13 @@ class CA2STBackbone(OptionalTimeInputs, Backbone):
     Args:
         experts: dict name → expert layer or config (`"spatial"`, `"temporal"`,
             `"audio"` by convention).
-        pairs, bottleneck_ratio, adapter_ratio, fusion, cross_attention_placement,
-        cross_attention_heads, drop_path_rate, train_experts: see
-            `CrossExpertEncoder`.
         dtype: dtype policy of the whole model.
+        **kwargs: the fusion arguments of `CrossExpertEncoder` (`pairs`,
+            `bottleneck_ratio`, `adapter_ratio`, `fusion`,
+            `cross_attention_placement`, `cross_attention_heads`,
+            `drop_path_rate`, `train_experts`), which owns, checks and saves
+            them; the backbone mirrors them as attributes. Other keyword
+            arguments (`name`, ...) go to `keras.Model`.
 
     Example:
     ```python
@@ -75,34 +79,15 @@ class CA2STBackbone(OptionalTimeInputs, Backbone):
     ```
     """
 
-    def __init__(
-        self,
-        experts,
-        pairs=(),
-        bottleneck_ratio=0.5,
-        adapter_ratio=0.25,
-        fusion="cross_attention",
-        cross_attention_placement="after_adapter",
-        cross_attention_heads=12,
-        drop_path_rate=0.0,
-        train_experts=False,
-        dtype=None,
-        **kwargs,
-    ):
+    def __init__(self, experts, dtype=None, **kwargs):
+        fusion_arguments = pop_arguments(CrossExpertEncoder, kwargs)
         # === Layers ===
         self.encoder = CrossExpertEncoder(
             experts={
                 name: _expert_with_dtype(expert, dtype)
                 for name, expert in experts.items()
             },
-            pairs=pairs,
-            bottleneck_ratio=bottleneck_ratio,
-            adapter_ratio=adapter_ratio,
-            fusion=fusion,
-            cross_attention_placement=cross_attention_placement,
-            cross_attention_heads=cross_attention_heads,
-            drop_path_rate=drop_path_rate,
-            train_experts=train_experts,
+            **{k: v for k, v in fusion_arguments.items() if k != "experts"},
             dtype=dtype,
             name="cross_expert_encoder",
         )
@@ -119,14 +104,9 @@ class CA2STBackbone(OptionalTimeInputs, Backbone):
 
         # === Config ===
         self.experts = self.encoder.experts
-        self.pairs = self.encoder.pairs
-        self.bottleneck_ratio = bottleneck_ratio
-        self.adapter_ratio = adapter_ratio
-        self.fusion = fusion
-        self.cross_attention_placement = cross_attention_placement
-        self.cross_attention_heads = cross_attention_heads
-        self.drop_path_rate = drop_path_rate
-        self.train_experts = train_experts
+        for name, value in saved_arguments(self.encoder).items():
+            if name != "experts":
+                setattr(self, name, value)
 
     def input_shapes(self):
         """Dict input name → per-sample shape."""
@@ -146,20 +126,7 @@ class CA2STBackbone(OptionalTimeInputs, Backbone):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            experts={
-                name: keras.layers.serialize(expert)
-                for name, expert in self.encoder.experts.items()
-            },
-            pairs=self.pairs,
-            bottleneck_ratio=self.bottleneck_ratio,
-            adapter_ratio=self.adapter_ratio,
-            fusion=self.fusion,
-            cross_attention_placement=self.cross_attention_placement,
-            cross_attention_heads=self.cross_attention_heads,
-            drop_path_rate=self.drop_path_rate,
-            train_experts=self.train_experts,
-        )
+        config.update(saved_arguments(self.encoder))
         return config
 
 

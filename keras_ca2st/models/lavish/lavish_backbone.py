@@ -3,6 +3,7 @@
 import keras
 from keras_hub.models import Backbone
 
+from keras_ca2st.models.encoder_arguments import pop_arguments, saved_arguments
 from keras_ca2st.models.lavish.lavish_encoder import LAVISHEncoder
 
 
@@ -24,10 +25,13 @@ class LAVISHBackbone(Backbone):
         encoder: `CLIPVisionEncoder` (`frame_offset=0`, `frame_stride=1`,
             `num_frames=T`), `VideoMAEEncoder` (`num_frames=T`) or `ASTEncoder`
             (`frequency_bins=F`), or its config.
-        audio_frames, frequency_bins, num_frames, image_size, num_latent_tokens,
-        reduction, groups, use_batch_norm, train_experts: see `LAVISHEncoder`
-            (`num_frames` and `image_size` are needed with `ASTEncoder` only).
         dtype: dtype policy.
+        **kwargs: the arguments of `LAVISHEncoder` (`audio_frames`,
+            `frequency_bins`, `num_frames`, `image_size`, `num_latent_tokens`,
+            `reduction`, `groups`, `use_batch_norm`, `train_experts`), which
+            owns, checks and saves them (`num_frames` and `image_size` are
+            needed with `ASTEncoder` only); the backbone mirrors them as
+            attributes. Other keyword arguments go to `keras.Model`.
 
     Example:
     ```python
@@ -46,21 +50,8 @@ class LAVISHBackbone(Backbone):
     ```
     """
 
-    def __init__(
-        self,
-        encoder,
-        audio_frames,
-        frequency_bins=128,
-        num_frames=None,
-        image_size=None,
-        num_latent_tokens=2,
-        reduction=8,
-        groups=2,
-        use_batch_norm=True,
-        train_experts=False,
-        dtype=None,
-        **kwargs,
-    ):
+    def __init__(self, encoder, dtype=None, **kwargs):
+        adapter_arguments = pop_arguments(LAVISHEncoder, kwargs)
         if dtype is not None and isinstance(encoder, keras.layers.Layer):
             encoder = keras.layers.serialize(encoder)
         if dtype is not None:
@@ -71,15 +62,7 @@ class LAVISHBackbone(Backbone):
         # === Layers ===
         self.lavish_encoder = LAVISHEncoder(
             encoder,
-            audio_frames,
-            frequency_bins=frequency_bins,
-            num_frames=num_frames,
-            image_size=image_size,
-            num_latent_tokens=num_latent_tokens,
-            reduction=reduction,
-            groups=groups,
-            use_batch_norm=use_batch_norm,
-            train_experts=train_experts,
+            **{k: v for k, v in adapter_arguments.items() if k != "encoder"},
             dtype=dtype,
             name="lavish_encoder",
         )
@@ -95,15 +78,9 @@ class LAVISHBackbone(Backbone):
         self.lavish_encoder.freeze_backbone()
 
         # === Config ===
-        self.audio_frames = audio_frames
-        self.frequency_bins = frequency_bins
-        self.num_frames = self.lavish_encoder.num_frames
-        self.image_size = self.lavish_encoder.image_size
-        self.num_latent_tokens = num_latent_tokens
-        self.reduction = reduction
-        self.groups = groups
-        self.use_batch_norm = use_batch_norm
-        self.train_experts = train_experts
+        for name, value in saved_arguments(self.lavish_encoder).items():
+            if name != "encoder":
+                setattr(self, name, value)
 
     def input_shapes(self):
         """Dict input name → per-sample shape."""
@@ -125,16 +102,5 @@ class LAVISHBackbone(Backbone):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            encoder=keras.layers.serialize(self.lavish_encoder.encoder),
-            audio_frames=self.audio_frames,
-            frequency_bins=self.frequency_bins,
-            num_frames=self.num_frames,
-            image_size=self.image_size,
-            num_latent_tokens=self.num_latent_tokens,
-            reduction=self.reduction,
-            groups=self.groups,
-            use_batch_norm=self.use_batch_norm,
-            train_experts=self.train_experts,
-        )
+        config.update(saved_arguments(self.lavish_encoder))
         return config
