@@ -96,7 +96,9 @@ class CrossAttentionDirection(keras.layers.Layer):
     Args:
         dim: int. Bottleneck width.
         num_heads: int.
-        window: `"time"`, `"space"`, `"space_time"` or `"global"`.
+        window: `"time"`, `"space"`, `"space_time"` or `"global"`
+            (`keras_ca2st.kernels.windows`); a window the two layouts cannot
+            take (e.g. a grid window with audio) raises `ValueError`.
         position_embedding: `"none"`, `"learned"` or `"time_interval"`.
         query_layout: `stream_layout` dict of the target expert.
         key_layout: `stream_layout` dict of the source expert.
