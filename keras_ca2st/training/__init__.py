@@ -11,6 +11,10 @@
   is the `fit` epoch), `build_before_fit`, `training_callbacks`.
 - `distribution`: `setup_distribution` (JAX DataParallel, torch DDP,
   TensorFlow MirroredStrategy).
+- `recipe`: `Recipe` and `fit_with_recipe`, the one training entry point of
+  `ca2st train` and `ca2st demo`.
+- `keras_internals`: the private Keras hooks the above rely on, checked
+  against the Keras versions they were written for.
 """
 
 from keras_ca2st.training.checkpointing import (
@@ -52,6 +56,12 @@ from keras_ca2st.training.optimizer import (
     layer_scale,
     precision_policy,
     uses_weight_decay,
+)
+from keras_ca2st.training.recipe import (
+    Recipe,
+    compile_with_recipe,
+    fit_with_recipe,
+    monitored_metric,
 )
 from keras_ca2st.training.schedules import (
     WarmupCosineDecay,

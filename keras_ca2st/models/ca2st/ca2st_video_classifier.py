@@ -202,4 +202,3 @@ class CA2ST(VideoClassifier):
     [CA²ST, arXiv 2503.23447](https://arxiv.org/abs/2503.23447). Presets:
     `ca2st_base`. See `VideoClassifier` for the arguments.
     """
-
