@@ -51,20 +51,6 @@ def merge_stream(prefix, patches, layout):
     return ops.concatenate([prefix, patches], axis=1)
 
 
-def flatten_patches(patches, layout):
-    """Patch tokens as one sequence per clip, `(B, L, C)`."""
-    if not layout["is_video"]:
-        return patches
-    return ops.reshape(patches, (-1, int(np.prod(layout["grid"])), patches.shape[-1]))
-
-
-def unflatten_patches(tokens, layout):
-    """Inverse of `flatten_patches`."""
-    if not layout["is_video"]:
-        return tokens
-    return ops.reshape(tokens, (-1, *layout["grid"], tokens.shape[-1]))
-
-
 def patch_time_steps(layout, num_intervals):
     """The time-interval index of every patch token, in flattened order.
 

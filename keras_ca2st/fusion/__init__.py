@@ -1,9 +1,8 @@
 """Fusion modules: adapters, bottleneck cross-attention (B-CA), time codes."""
 
-from keras_ca2st.fusion.adapter import BottleneckAdapter
+from keras_ca2st.fusion.adapter import BottleneckAdapter, ExpertProjection
 from keras_ca2st.fusion.bottleneck_cross_attention import (
     CrossAttentionDirection,
-    ExpertProjection,
     LateralConnection,
 )
 from keras_ca2st.fusion.drop_path import DropPath

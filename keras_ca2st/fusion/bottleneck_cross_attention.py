@@ -10,78 +10,10 @@ from S, keys and values from T) owns one `CrossAttentionDirection`. See CAST
 import keras
 from keras import ops
 
-from keras_ca2st.experts.vit_layers import exact_gelu
 from keras_ca2st.fusion.windowed_attention import windowed_cross_attention
 from keras_ca2st.kernels.windows import get_window
 
 POSITION_EMBEDDINGS = ("none", "learned", "time_interval")
-
-
-@keras.saving.register_keras_serializable(package="keras_ca2st")
-class ExpertProjection(keras.layers.Layer):
-    """An expert's way into and out of the B-CA bottleneck.
-
-    `project(y) = LN(down(y))` and `expand(z) = up(GELU(z))`; `up` starts at
-    zero so the exchange begins as the identity on the expert's stream.
-
-    Args:
-        hidden_dim: int. The expert's token width.
-        bottleneck_dim: int. The shared B-CA width.
-        layer_norm_epsilon: float.
-
-    Example:
-    ```python
-    projection = ExpertProjection(hidden_dim=64, bottleneck_dim=32)
-    z = projection.project(np.ones((2, 5, 64), "float32"))   # (2, 5, 32)
-    y = projection.expand(z)                                 # zeros, (2, 5, 64)
-    ```
-    """
-
-    def __init__(self, hidden_dim, bottleneck_dim, layer_norm_epsilon=1e-6, **kwargs):
-        super().__init__(**kwargs)
-        # === Layers ===
-        self.down = keras.layers.Dense(
-            bottleneck_dim, dtype=self.dtype_policy, name="down"
-        )
-        self.layer_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm"
-        )
-        self.up = keras.layers.Dense(
-            hidden_dim,
-            kernel_initializer="zeros",
-            bias_initializer="zeros",
-            dtype=self.dtype_policy,
-            name="up",
-        )
-
-        # === Config ===
-        self.hidden_dim = hidden_dim
-        self.bottleneck_dim = bottleneck_dim
-        self.layer_norm_epsilon = layer_norm_epsilon
-
-    def build(self, input_shape=None):
-        self.down.build((None, self.hidden_dim))
-        self.layer_norm.build((None, self.bottleneck_dim))
-        self.up.build((None, self.bottleneck_dim))
-        self.built = True
-
-    def project(self, stream):
-        return self.layer_norm(self.down(stream))
-
-    def expand(self, bottleneck_tokens):
-        return self.up(exact_gelu(bottleneck_tokens))
-
-    def call(self, stream):
-        return self.expand(self.project(stream))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            hidden_dim=self.hidden_dim,
-            bottleneck_dim=self.bottleneck_dim,
-            layer_norm_epsilon=self.layer_norm_epsilon,
-        )
-        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")

@@ -3,9 +3,9 @@
 import keras
 
 from keras_ca2st.experts.stream_layout import merge_stream, split_stream
+from keras_ca2st.fusion.adapter import ExpertProjection
 from keras_ca2st.fusion.bottleneck_cross_attention import (
     CrossAttentionDirection,
-    ExpertProjection,
     LateralConnection,
 )
 from keras_ca2st.fusion.drop_path import DropPath

@@ -15,6 +15,7 @@ import pytest
 
 from keras_ca2st import CA2ST, CAST, LAVISH
 from keras_ca2st.training import LayerDecayAdamW
+from keras_ca2st.training.keras_internals import adam_slots, variable_index
 from tests.test_case import to_numpy
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "legacy")
@@ -54,6 +55,13 @@ def test_a_trained_model_saved_before_the_redesign_keeps_its_optimizer():
     optimizer = model.optimizer
     assert isinstance(optimizer, LayerDecayAdamW)
     assert int(to_numpy(optimizer.iterations)) == 1
-    # The AdamW moments of the one recorded step were restored, not re-zeroed.
-    moments = [to_numpy(v) for v in optimizer.variables if "momentum" in v.path]
-    assert moments and any(np.abs(m).max() > 0 for m in moments)
+    # Each variable gets back the AdamW moment the old code attached to it
+    # (the optimizer saves its slots by position, so a change in the order of
+    # the model's variables would hand them to the wrong ones).
+    expected = np.load(os.path.join(HERE, "ca2st_trained_moments.npz"))
+    variables = {v.path: v for v in model.trainable_variables}
+    assert sorted(variables) == sorted(expected.files)
+    for path, variable in variables.items():
+        moment, _ = adam_slots(optimizer, variable_index(optimizer, variable))
+        np.testing.assert_array_equal(to_numpy(moment), expected[path], err_msg=path)
+    assert max(np.abs(expected[p]).max() for p in expected.files) > 0

@@ -5,7 +5,10 @@ the one-way redesign of issue 11), under `KERAS_BACKEND=torch`:
 
     KERAS_BACKEND=torch python tests/models/legacy/make_legacy_models.py
 
-and must keep loading and giving the recorded logits: a user's saved model
+`ca2st_trained_moments.npz` (the AdamW first moment of every trainable
+variable, by variable path, as the old code read it back from the file) comes
+from `record_moments()`, run with the same code after the files were written.
+They must keep loading and giving the recorded logits: a user's saved model
 outlives any refactor. Do not regenerate them with newer code; add new files
 beside them instead.
 """
@@ -126,6 +129,23 @@ def lavish_localization():
     return model, inputs_for(model, 6)
 
 
+def record_moments():
+    """The loaded optimizer's first moments by variable path (old code's view)."""
+    import keras_ca2st  # noqa: F401  (registers the classes)
+
+    model = keras.saving.load_model(
+        os.path.join(HERE, "ca2st_trained.keras"), safe_mode=True
+    )
+    optimizer = model.optimizer
+    moments = {
+        v.path: keras.ops.convert_to_numpy(
+            optimizer._momentums[optimizer._get_variable_index(v)].value
+        )
+        for v in model.trainable_variables
+    }
+    np.savez_compressed(os.path.join(HERE, "ca2st_trained_moments.npz"), **moments)
+
+
 def main():
     for name, build in (
         ("ca2st_trained", ca2st_trained),
@@ -143,6 +163,7 @@ def main():
             **{f"output:{k}": np.asarray(v) for k, v in outputs.items()},
         )
         print(name, {k: np.asarray(v).shape for k, v in outputs.items()})
+    record_moments()
 
 
 if __name__ == "__main__":
