@@ -177,26 +177,22 @@ class CrossExpertEncoder(keras.layers.Layer):
         self.experts = experts
         self.attention_adapters = {}
         self.mlp_adapters = {}
-        for name, expert in experts.items():
-            width = expert.hidden_dim
-            self.attention_adapters[name] = [
+
+        def adapters(name, kind):  # one per block, e.g. `spatial_mlp_adapter_3`
+            width = experts[name].hidden_dim
+            return [
                 BottleneckAdapter(
                     width,
                     int(width * adapter_ratio),
                     dtype=self.dtype_policy,
-                    name=f"{name}_attention_adapter_{i}",
+                    name=f"{name}_{kind}_adapter_{i}",
                 )
                 for i in range(depth)
             ]
-            self.mlp_adapters[name] = [
-                BottleneckAdapter(
-                    width,
-                    int(width * adapter_ratio),
-                    dtype=self.dtype_policy,
-                    name=f"{name}_mlp_adapter_{i}",
-                )
-                for i in range(depth)
-            ]
+
+        for name in experts:
+            self.attention_adapters[name] = adapters(name, "attention")
+            self.mlp_adapters[name] = adapters(name, "mlp")
         self.mlp_drop_paths = [
             DropPath(float(rate), dtype=self.dtype_policy, name=f"mlp_drop_path_{i}")
             for i, rate in enumerate(rates)
