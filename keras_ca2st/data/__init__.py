@@ -1,9 +1,15 @@
 """Data pipeline: files on disk to `model.fit` batches.
 
-Decoding (`video`, `audio`), audio features (`fbank`), temporal sampling
-(`sampling`), augmentation (`transforms`, `rand_augment`, `mixup`),
-annotation readers (`annotations`), the Keras dataset (`dataset`) and a
-synthetic audio-visual set (`synthetic`). Nothing here imports model code.
+The clip contract a model exposes (`clip_spec.ClipSpec`, read from
+`model.backbone.clip_spec`) says what the pipeline makes. Its pieces:
+which views an epoch visits (`views.ViewSampler`), file to frames and audio
+window (`decoder.ClipDecoder`, on the readers in `video`, `audio`, `media`),
+decoded clip to model inputs (`clip_transform.ClipTransform`, with
+`transforms`, `rand_augment`, `fbank` and the time intervals of `sampling`),
+and the Keras dataset that batches them (`dataset.VideoDataset`, with
+`mixup` and the bad-sample policy). Also annotation readers (`annotations`),
+per-dataset recipes (`recipes`) and a synthetic audio-visual set
+(`synthetic`). Nothing here imports model code.
 """
 
 from keras_ca2st.data.annotations import (
@@ -16,7 +22,14 @@ from keras_ca2st.data.annotations import (
 )
 from keras_ca2st.data.audio import AudioReader, audio_window_start, read_audio_window
 from keras_ca2st.data.clip_spec import ClipSpec
-from keras_ca2st.data.dataset import BadSampleReport, VideoDataset, shard_indices
+from keras_ca2st.data.clip_transform import ClipTransform
+from keras_ca2st.data.dataset import (
+    BadSampleReport,
+    PaddedBatches,
+    VideoDataset,
+    pad_batches,
+)
+from keras_ca2st.data.decoder import ClipDecoder, DecodedClip
 from keras_ca2st.data.encode import write_mp4
 from keras_ca2st.data.errors import AnnotationError, AudioDecodeError, VideoDecodeError
 from keras_ca2st.data.fbank import (
@@ -40,6 +53,7 @@ from keras_ca2st.data.transforms import (
     train_clip_transform,
 )
 from keras_ca2st.data.video import VideoReader
+from keras_ca2st.data.views import View, ViewSampler, shard_indices
 
 __all__ = [
     "RECIPE_NAMES",
@@ -48,14 +62,20 @@ __all__ = [
     "AudioDecodeError",
     "AudioReader",
     "BadSampleReport",
+    "ClipDecoder",
     "ClipSpec",
+    "ClipTransform",
+    "DecodedClip",
     "Mixup",
+    "PaddedBatches",
     "RandAugment",
     "SyntheticDataset",
     "VideoDataset",
     "VideoDecodeError",
     "VideoReader",
     "VideoRecord",
+    "View",
+    "ViewSampler",
     "audio_features",
     "audio_time_intervals",
     "audio_window_start",
@@ -63,6 +83,7 @@ __all__ = [
     "kaldi_fbank",
     "make_synthetic_dataset",
     "normalize_fbank",
+    "pad_batches",
     "pad_or_crop_frames",
     "read_annotations",
     "read_audio_window",

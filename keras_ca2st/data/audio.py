@@ -8,13 +8,11 @@ channels. Times are presentation times in seconds, the same clock as
 `VideoReader.frame_times`, so an audio window can be aligned with a clip.
 """
 
-import os
-
 import numpy as np
 
 from keras_ca2st.data.errors import AudioDecodeError
 from keras_ca2st.data.fbank import SAMPLE_RATE
-from keras_ca2st.data.video import _import_av, open_container
+from keras_ca2st.data.media import MediaReader
 
 # Decode this much before the window so the decoder state is settled when the
 # window starts (AAC frames overlap their neighbours by half a frame).
@@ -23,7 +21,7 @@ _DECODE_MARGIN_S = 0.1
 MISSING_AUDIO_POLICIES = ("error", "silence")
 
 
-class AudioReader:
+class AudioReader(MediaReader):
     """Reads windows of a file's audio track as 16 kHz mono float32.
 
     Args:
@@ -46,27 +44,25 @@ class AudioReader:
     ...     waveform = reader.read(start=1.0, num_samples=16000)  # 1 s
     """
 
+    error_class = AudioDecodeError
+
     def __init__(self, path, sample_rate=SAMPLE_RATE):
-        self.path = os.fspath(path)
         self.sample_rate = sample_rate
-        self._av = _import_av()
-        self._container = open_container(self.path, AudioDecodeError)
-        try:
-            if not self._container.streams.audio:
-                raise AudioDecodeError(
-                    f"{self.path}: has no audio stream. Audio models need one; pass "
-                    "`missing_audio='silence'` to feed silence instead, or drop "
-                    "the file from the audio-visual annotation file."
-                )
-            self._stream = self._container.streams.audio[0]
-            self._time_base = float(self._stream.time_base)
-            self.native_sample_rate = self._stream.codec_context.sample_rate
-            self.num_channels = self._stream.codec_context.channels
-            self.start_time = (self._stream.start_time or 0) * self._time_base
-            self.duration = self._track_duration()
-        except Exception:
-            self.close()
-            raise
+        super().__init__(path)
+
+    def _open(self):
+        if not self._container.streams.audio:
+            raise AudioDecodeError(
+                f"{self.path}: has no audio stream. Audio models need one; pass "
+                "`missing_audio='silence'` to feed silence instead, or drop "
+                "the file from the audio-visual annotation file."
+            )
+        self._stream = self._container.streams.audio[0]
+        self._time_base = float(self._stream.time_base)
+        self.native_sample_rate = self._stream.codec_context.sample_rate
+        self.num_channels = self._stream.codec_context.channels
+        self.start_time = (self._stream.start_time or 0) * self._time_base
+        self.duration = self._track_duration()
 
     def _track_duration(self):
         if self._stream.duration:
@@ -162,23 +158,10 @@ class AudioReader:
                 "corrupt; re-encode it (e.g. `ffmpeg -i in.mp4 -c:a aac out.mp4`)."
             ) from error
 
-    def close(self):
-        """Releases the file handle. Safe to call twice."""
-        container = getattr(self, "_container", None)
-        if container is not None:
-            container.close()
-            self._container = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-    def __repr__(self):
+    def _summary(self):
         return (
-            f"AudioReader({self.path!r}, {self.native_sample_rate} Hz, "
-            f"{self.num_channels} ch, {self.duration:.3f}s)"
+            f"{self.native_sample_rate} Hz, {self.num_channels} ch, "
+            f"{self.duration:.3f}s"
         )
 
 

@@ -63,6 +63,11 @@ class ClipSpec:
             raise ValueError("A clip with video needs num_frames and crop_size.")
         if self.has_audio and not self.audio_frames:
             raise ValueError("A clip with audio needs audio_frames.")
+        if self.uses_time_intervals and not (self.has_video and self.has_audio):
+            # Video intervals are measured from the audio window's start.
+            raise ValueError(
+                "video_times / audio_times need both the video and the audio input."
+            )
         if self.uses_time_intervals and (
             self.frames_per_interval < 1 or self.num_frames % self.frames_per_interval
         ):
@@ -89,6 +94,22 @@ class ClipSpec:
         if not self.num_frames:
             return None
         return self.num_frames // self.frames_per_interval
+
+    def input_shapes(self):
+        """Dict input name → per-sample shape, in the order of `inputs`.
+
+        Example:
+
+        >>> ClipSpec(("video",), num_frames=8, crop_size=32).input_shapes()
+        {'video': (8, 32, 32, 3)}
+        """
+        shapes = {
+            "video": (self.num_frames, self.crop_size, self.crop_size, 3),
+            "audio": (self.audio_frames, self.mel_bins),
+            "video_times": (self.num_time_intervals, 2),
+            "audio_times": (self.num_time_intervals, 2),
+        }
+        return {name: shapes[name] for name in self.inputs}
 
     def to_dict(self):
         """A JSON-ready dict (`run.json`); `ClipSpec.from_dict` reads it back."""

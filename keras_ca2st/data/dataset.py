@@ -1,8 +1,14 @@
-"""The dataset that feeds `model.fit`: decoding, sampling, augmentation, batching.
+"""The dataset that feeds `model.fit`: batches of views, mixup, bad samples.
 
 `VideoDataset` is a `keras.utils.PyDataset`, so the same object trains on the
 torch, jax and tensorflow backends and can load batches in parallel threads
-or processes (`workers`, `use_multiprocessing`). All augmentation is numpy.
+or processes (`workers`, `use_multiprocessing`). It is thin: a
+`ViewSampler` (`views.py`) says which views an epoch visits in which order
+and on which shard, a `ClipDecoder` (`decoder.py`) reads each view's frames
+and audio window from its file, and a `ClipTransform` (`clip_transform.py`)
+makes the model's inputs, as the model's `ClipSpec` says. The dataset
+batches them, applies mixup or one-hot labels, and keeps one bad file from
+stopping a run. All augmentation is numpy.
 
 Determinism: every random draw for a sample comes from a generator seeded
 with `(seed, epoch, view index)`, and the shuffle order from `(seed, epoch)`.
@@ -30,7 +36,6 @@ as `dataset.bad_samples` and printed at the end of each epoch by
 `BadSampleReport`.
 """
 
-import dataclasses
 import json
 import os
 import tempfile
@@ -39,78 +44,101 @@ import weakref
 import keras
 import numpy as np
 
-from keras_ca2st.data import fbank as fbank_lib
-from keras_ca2st.data.audio import AudioReader, audio_window_start
-from keras_ca2st.data.errors import AudioDecodeError, VideoDecodeError
+from keras_ca2st.data.clip_spec import ClipSpec
+from keras_ca2st.data.clip_transform import ClipTransform
+from keras_ca2st.data.decoder import DEFAULT_NUM_FRAMES, ClipDecoder
 from keras_ca2st.data.mixup import smooth_one_hot
-from keras_ca2st.data.sampling import (
-    SAMPLING_SCHEMES,
-    audio_time_intervals,
-    sample_frame_indices,
-    video_time_intervals,
-)
-from keras_ca2st.data.transforms import test_clip_transform, train_clip_transform
-from keras_ca2st.data.video import VideoReader
+from keras_ca2st.data.views import MODES, View, ViewSampler, shard_indices
 
-MODES = ("train", "val", "test")
 BAD_SAMPLE_POLICIES = ("substitute", "zero", "raise")
+# The inputs a dataset without a spec adds when it has an audio window.
+AUDIO_VISUAL_INPUTS = ("audio", "video_times", "audio_times")
+DEFAULT_CROP_SIZE = 224
+
+__all__ = [
+    "BAD_SAMPLE_POLICIES",
+    "MODES",
+    "BadSampleReport",
+    "PaddedBatches",
+    "VideoDataset",
+    "View",
+    "pad_batches",
+    "shard_indices",
+]
 
 
-def shard_indices(num_samples, num_shards, shard_index, seed=None, epoch=0):
-    """Sample indices of one data-parallel shard, `DistributedSampler`-style.
+def dataset_clip_spec(spec=None, num_frames=None, crop_size=None, audio_frames=None):
+    """The `ClipSpec` a `VideoDataset` produces.
 
-    All shards use the same (optionally shuffled, seeded by `(seed, epoch)`)
-    order and take every `num_shards`-th sample from it, after dropping the
-    remainder so that every shard has the same length (ranks must run the same
-    number of steps). With per-shard batches of `b`, batch `k` of all shards
-    together is exactly batch `k` of size `b × num_shards` of the unsharded
-    order, so data-parallel and single-process runs see the same global
-    batches.
+    Without `spec`: video of `num_frames` (16) frames of `crop_size` (224),
+    plus audio, video_times and audio_times when `audio_frames` is set, 128
+    mel bins, one interval per 2 frames. With `spec`, a value given too must
+    agree with the one the spec sets.
 
     Example:
 
-    >>> shard_indices(10, 2, 1).tolist()
-    [1, 3, 5, 7, 9]
+    >>> dataset_clip_spec(num_frames=8, crop_size=32).input_shapes()
+    {'video': (8, 32, 32, 3)}
     """
-    _check_shard(num_shards, shard_index)
-    order = np.arange(num_samples)
-    if seed is not None:
-        np.random.default_rng((seed, epoch)).shuffle(order)
-    order = order[: num_samples - num_samples % num_shards]
-    return order[shard_index::num_shards]
-
-
-def _check_shard(num_shards, shard_index):
-    if num_shards < 1 or not 0 <= shard_index < num_shards:
-        raise ValueError(
-            f"shard_index must be in [0, num_shards) with num_shards >= 1; got "
-            f"shard_index={shard_index}, num_shards={num_shards}."
+    if spec is None:
+        inputs = ("video",) + (AUDIO_VISUAL_INPUTS if audio_frames is not None else ())
+        return ClipSpec(
+            inputs,
+            num_frames=DEFAULT_NUM_FRAMES if num_frames is None else num_frames,
+            crop_size=DEFAULT_CROP_SIZE if crop_size is None else crop_size,
+            audio_frames=audio_frames,
         )
+    given = {"num_frames": num_frames, "crop_size": crop_size}
+    given["audio_frames"] = audio_frames
+    for name, value in given.items():
+        expected = getattr(spec, name)
+        if value is not None and expected is not None and value != expected:
+            raise ValueError(
+                f"{name}={value} disagrees with the model's clip spec "
+                f"({name}={expected}); leave it out, the spec sets it."
+            )
+    return spec
 
 
-@dataclasses.dataclass(frozen=True)
-class View:
-    """One element of the dataset: a record, a temporal clip and a crop."""
+class _Setting:
+    """A read-only dataset attribute that reads the piece owning it."""
 
-    record_index: int
-    clip_index: int = 0
-    crop_index: int = 0
+    def __init__(self, owner):
+        self.owner = owner
+
+    def __set_name__(self, cls, name):
+        self.name = name
+
+    def __get__(self, dataset, cls=None):
+        if dataset is None:
+            return self
+        return getattr(getattr(dataset, self.owner), self.name)
+
+    def __set__(self, dataset, value):
+        raise AttributeError(
+            f"{self.name} is fixed when the dataset is built (it is "
+            f"`dataset.{self.owner}.{self.name}`); build a new dataset."
+        )
 
 
 class VideoDataset(keras.utils.PyDataset):
     """Batches of decoded, sampled and augmented clips for `model.fit`.
 
     Produces `(inputs, labels)` (plus sample weights in `"zero"` bad-sample
-    mode) where `inputs` is a dict:
+    mode) where `inputs` is a dict with exactly the inputs of `spec`:
 
     - `"video"`: float32 `(batch, num_frames, crop_size, crop_size, 3)`,
-      ImageNet-normalised, channels last.
-    - with `audio_frames` set, also `"audio"`: float32
-      `(batch, audio_frames, 128)` normalised Kaldi fbank;
-      `"video_times"`: float32 `(batch, num_frames // 2, 2)` start and end in
-      seconds of each pair of frames (one temporal tubelet); and
-      `"audio_times"`: float32 `(batch, num_frames // 2, 2)`, the audio window
-      cut into equal intervals. Both are measured from the audio window start.
+      normalised with the spec's mean / std (ImageNet's), channels last.
+    - `"audio"`: float32 `(batch, audio_frames, mel_bins)` normalised Kaldi
+      fbank of the audio window centred on the clip.
+    - `"video_times"`: float32 `(batch, num_frames // frames_per_interval,
+      2)` start and end in seconds of each group of frames (one temporal
+      tubelet); `"audio_times"`: the audio window cut into as many equal
+      intervals. Both are measured from the audio window start.
+
+    Without `spec`: `"video"`, plus `"audio"`, `"video_times"` and
+    `"audio_times"` when `audio_frames` is set (128 mel bins, 2 frames per
+    interval).
 
     Labels are int32 `(batch,)` class indices, or a dict `{"verb", "noun"}`
     of them for records labelled that way. With `mixup`, they are float32
@@ -129,11 +157,13 @@ class VideoDataset(keras.utils.PyDataset):
         records: list of `VideoRecord` (see `keras_ca2st.data.annotations`).
         batch_size: clips per batch.
         mode: `"train"`, `"val"` or `"test"`.
-        num_frames: frames per clip (16 for the paper's models).
+        num_frames: frames per clip (the spec's; 16 without one). With a
+            spec that has no video, the frames of the clip whose centre
+            places the audio window.
         sampling: `"dense"` (K400, audio-visual sets) or `"uniform"`
             (SSV2, EK100).
         frame_stride: dense sampling stride (4 in the paper).
-        crop_size: output frame side (224 in the paper).
+        crop_size: output frame side (the spec's; 224 without one).
         num_test_clips: temporal views per video in test mode (K400: 5,
             others: 2).
         num_test_crops: spatial crops per clip in test mode (3).
@@ -148,8 +178,8 @@ class VideoDataset(keras.utils.PyDataset):
             as a mixup training set.
         num_classes: number of classes (a dict for multi-target labels); only
             needed with `one_hot_labels`.
-        audio_frames: number of fbank frames (10 ms each; 1024 = 10.24 s).
-            `None` produces video inputs only.
+        audio_frames: number of fbank frames (10 ms each; 1024 = 10.24 s);
+            the spec's. Without a spec, `None` produces video inputs only.
         audio_augment: optional `AudioAugment` for training.
         missing_audio: `"error"` (a file without audio is a bad sample) or
             `"silence"` (feed silence for it).
@@ -177,17 +207,25 @@ class VideoDataset(keras.utils.PyDataset):
         workers: parallel batch loaders (see `keras.utils.PyDataset`).
         use_multiprocessing: load batches in processes instead of threads.
         max_queue_size: batches prepared ahead.
+        spec: the `ClipSpec` of the model the batches feed
+            (`model.backbone.clip_spec`): frames, crop, audio frames, mel
+            bins, time intervals, normalisation and which inputs are made.
+
+    Attributes:
+        sampler: the `ViewSampler` (views, epoch order, shard).
+        decoder: the `ClipDecoder` (file to frames and audio window).
+        transform: the `ClipTransform` (decoded clip to inputs).
 
     Example:
 
     >>> from keras_ca2st.data import (BadSampleReport, Mixup, VideoDataset,
     ...                               read_csv_annotations)
     >>> records = read_csv_annotations("train.csv", "data/")  # doctest: +SKIP
-    >>> train = VideoDataset(records, batch_size=8, num_frames=16, crop_size=224,
-    ...                      audio_frames=1024, mixup=Mixup(309))  # doctest: +SKIP
-    >>> val = VideoDataset(val_records, batch_size=8, mode="val",
-    ...                    audio_frames=1024, one_hot_labels=True,
-    ...                    num_classes=309)  # doctest: +SKIP
+    >>> spec = model.backbone.clip_spec  # doctest: +SKIP
+    >>> train = VideoDataset(records, batch_size=8, spec=spec,
+    ...                      mixup=Mixup(309))  # doctest: +SKIP
+    >>> val = VideoDataset(val_records, batch_size=8, mode="val", spec=spec,
+    ...                    one_hot_labels=True, num_classes=309)  # doctest: +SKIP
     >>> model.fit(train, validation_data=val, epochs=10, shuffle=False,
     ...           callbacks=[BadSampleReport(train, val)])  # doctest: +SKIP
 
@@ -201,10 +239,10 @@ class VideoDataset(keras.utils.PyDataset):
         records,
         batch_size,
         mode="train",
-        num_frames=16,
+        num_frames=None,
         sampling="dense",
         frame_stride=4,
-        crop_size=224,
+        crop_size=None,
         num_test_clips=2,
         num_test_crops=3,
         crop_scale=(0.08, 1.0),
@@ -229,23 +267,45 @@ class VideoDataset(keras.utils.PyDataset):
         workers=1,
         use_multiprocessing=False,
         max_queue_size=10,
+        spec=None,
     ):
         super().__init__(
             workers=workers,
             use_multiprocessing=use_multiprocessing,
             max_queue_size=max_queue_size,
         )
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}; got {mode!r}.")
-        if sampling not in SAMPLING_SCHEMES:
-            raise ValueError(
-                f"sampling must be one of {SAMPLING_SCHEMES}; got {sampling!r}."
-            )
-        if missing_audio not in ("error", "silence"):
-            raise ValueError(
-                f"missing_audio must be 'error' or 'silence'; got {missing_audio!r}."
-            )
-        training = mode == "train"
+        records = list(records)
+        # === Pieces ===
+        self.sampler = ViewSampler(
+            len(records),
+            mode,
+            num_test_clips=num_test_clips,
+            num_test_crops=num_test_crops,
+            shuffle=shuffle,
+            seed=seed,
+            num_shards=num_shards,
+            shard_index=shard_index,
+        )
+        self.spec = dataset_clip_spec(spec, num_frames, crop_size, audio_frames)
+        self.decoder = ClipDecoder(
+            num_frames=self.spec.num_frames or num_frames or DEFAULT_NUM_FRAMES,
+            sampling=sampling,
+            frame_stride=frame_stride,
+            num_clips=self.sampler.num_clips,
+            audio_frames=self.spec.audio_frames,
+            missing_audio=missing_audio,
+            decoder_threads=decoder_threads,
+        )
+        self.transform = ClipTransform(
+            self.spec,
+            crop_scale=crop_scale,
+            crop_ratio=crop_ratio,
+            horizontal_flip=horizontal_flip,
+            rand_augment=rand_augment,
+            audio_augment=audio_augment,
+            num_crops=self.sampler.num_crops,
+        )
+        training = self.sampler.training
         bad_sample_policy = bad_sample_policy or ("substitute" if training else "zero")
         if bad_sample_policy not in BAD_SAMPLE_POLICIES:
             raise ValueError(
@@ -260,40 +320,18 @@ class VideoDataset(keras.utils.PyDataset):
             )
         if one_hot_labels and num_classes is None:
             raise ValueError("one_hot_labels=True needs num_classes.")
-        _check_shard(num_shards, shard_index)
 
-        # === Config ===
-        self.records = list(records)
+        # === Config === (the rest is owned by the pieces; see below)
+        self.records = records
         self.batch_size = batch_size
-        self.mode = mode
-        self.num_frames = num_frames
-        self.sampling = sampling
-        self.frame_stride = frame_stride
-        self.crop_size = crop_size
-        self.num_test_clips = num_test_clips
-        self.num_test_crops = num_test_crops
-        self.crop_scale = tuple(crop_scale)
-        self.crop_ratio = tuple(crop_ratio)
-        self.horizontal_flip = horizontal_flip
-        self.rand_augment = rand_augment
         self.mixup = mixup
         self.one_hot_labels = one_hot_labels
         self.num_classes = num_classes
-        self.audio_frames = audio_frames
-        self.audio_augment = audio_augment
-        self.missing_audio = missing_audio
-        self.shuffle = training if shuffle is None else shuffle
         self.drop_remainder = training if drop_remainder is None else drop_remainder
-        self.seed = seed
-        self.num_shards = num_shards
-        self.shard_index = shard_index
         self.bad_sample_policy = bad_sample_policy
         self.max_substitutions = max_substitutions
-        self.decoder_threads = decoder_threads
 
         # === State ===
-        self.views = self._make_views()
-        self._view_records = np.asarray([v.record_index for v in self.views], np.int64)
         self.epoch = 0
         if bad_sample_log is None:
             handle, bad_sample_log = tempfile.mkstemp(
@@ -313,15 +351,28 @@ class VideoDataset(keras.utils.PyDataset):
                 f"{batch_size}; lower batch_size or pass drop_remainder=False."
             )
 
-    def _make_views(self):
-        if self.mode != "test":
-            return [View(i) for i in range(len(self.records))]
-        return [
-            View(record, clip, crop)
-            for record in range(len(self.records))
-            for clip in range(self.num_test_clips)
-            for crop in range(self.num_test_crops)
-        ]
+    # The settings each piece owns, readable on the dataset as arguments of
+    # the same name (one owner each, so they cannot disagree).
+    mode = _Setting("sampler")
+    num_test_clips = _Setting("sampler")
+    num_test_crops = _Setting("sampler")
+    shuffle = _Setting("sampler")
+    seed = _Setting("sampler")
+    num_shards = _Setting("sampler")
+    shard_index = _Setting("sampler")
+    views = _Setting("sampler")
+    num_frames = _Setting("decoder")
+    sampling = _Setting("decoder")
+    frame_stride = _Setting("decoder")
+    missing_audio = _Setting("decoder")
+    decoder_threads = _Setting("decoder")
+    crop_size = _Setting("spec")
+    audio_frames = _Setting("spec")
+    crop_scale = _Setting("transform")
+    crop_ratio = _Setting("transform")
+    horizontal_flip = _Setting("transform")
+    rand_augment = _Setting("transform")
+    audio_augment = _Setting("transform")
 
     # === Keras PyDataset interface ===
 
@@ -349,17 +400,7 @@ class VideoDataset(keras.utils.PyDataset):
 
     def epoch_order(self, epoch=None):
         """Indices of this shard's views in the order the given epoch visits them."""
-        epoch = self.epoch if epoch is None else epoch
-        seed = self.seed if self.shuffle else None
-        if self.mode == "train":
-            return shard_indices(
-                len(self.views), self.num_shards, self.shard_index, seed, epoch
-            )
-        order = np.arange(len(self.views))
-        if seed is not None:
-            np.random.default_rng((seed, epoch)).shuffle(order)
-        records = self._view_records[order]
-        return order[records % self.num_shards == self.shard_index]
+        return self.sampler.epoch_order(self.epoch if epoch is None else epoch)
 
     def __getitem__(self, batch_index):
         if not 0 <= batch_index < len(self):
@@ -400,6 +441,38 @@ class VideoDataset(keras.utils.PyDataset):
                 for name, value in labels.items()
             }
         return smooth_one_hot(labels, self.num_classes)
+
+    # === One view ===
+
+    def load_view(self, view_index, clip_cache=None):
+        """Decodes and transforms one view; returns `(inputs, label)`.
+
+        Args:
+            view_index: index into `self.views`.
+            clip_cache: optional dict shared by the views of one batch. In
+                evaluation the crops of a clip share its frames, audio and
+                time intervals, so they are decoded and computed once.
+
+        Raises:
+            VideoDecodeError, AudioDecodeError: for bad files.
+        """
+        view = self.views[view_index]
+        record = self.records[view.record_index]
+        rng = self.sampler.rng(view_index, self.epoch)
+        if rng is None and clip_cache is not None:
+            key = (view.record_index, view.clip_index)
+            if key not in clip_cache:
+                clip_cache.clear()  # views of a clip are adjacent; keep one
+                clip = self.decoder.decode(record, view.clip_index)
+                clip_cache[key] = clip, self.transform.clip_inputs(clip)
+            clip, shared = clip_cache[key]
+            inputs = self.transform(
+                clip, crop_index=view.crop_index, clip_inputs=shared
+            )
+        else:
+            clip = self.decoder.decode(record, view.clip_index, rng)
+            inputs = self.transform(clip, rng, view.crop_index)
+        return inputs, record.label
 
     # === Loading with bad-sample handling ===
 
@@ -454,152 +527,7 @@ class VideoDataset(keras.utils.PyDataset):
 
     def _zero_sample(self, view_index):
         record = self.records[self.views[view_index].record_index]
-        size = self.crop_size
-        inputs = {"video": np.zeros((self.num_frames, size, size, 3), np.float32)}
-        if self.audio_frames is not None:
-            intervals = self.num_frames // 2
-            inputs["audio"] = np.zeros((self.audio_frames, 128), np.float32)
-            inputs["video_times"] = np.zeros((intervals, 2), np.float32)
-            inputs["audio_times"] = np.zeros((intervals, 2), np.float32)
-        return inputs, record.label
-
-    # === Decoding one view ===
-
-    def _rng(self, view_index):
-        if self.mode != "train":
-            return None
-        return np.random.default_rng((self.seed, self.epoch, view_index))
-
-    def load_view(self, view_index, clip_cache=None):
-        """Decodes and transforms one view; returns `(inputs, label)`.
-
-        Args:
-            view_index: index into `self.views`.
-            clip_cache: optional dict shared by the views of one batch. In
-                evaluation the crops of a clip share its frames and audio,
-                so they are decoded once.
-
-        Raises:
-            VideoDecodeError, AudioDecodeError: for bad files.
-        """
-        view = self.views[view_index]
-        record = self.records[view.record_index]
-        rng = self._rng(view_index)
-        if rng is None and clip_cache is not None:
-            key = (view.record_index, view.clip_index)
-            if key not in clip_cache:
-                clip_cache.clear()  # views of a clip are adjacent; keep one
-                clip_cache[key] = self._decode_clip(view, record, rng)
-            frames, audio_inputs = clip_cache[key]
-        else:
-            frames, audio_inputs = self._decode_clip(view, record, rng)
-        if rng is not None:
-            video = train_clip_transform(
-                frames,
-                rng,
-                self.crop_size,
-                scale=self.crop_scale,
-                ratio=self.crop_ratio,
-                flip=self.horizontal_flip,
-                rand_augment=self.rand_augment,
-            )
-        else:
-            num_crops = self.num_test_crops if self.mode == "test" else 1
-            video = test_clip_transform(
-                frames, self.crop_size, view.crop_index, num_crops
-            )
-        return {"video": video, **audio_inputs}, record.label
-
-    def _decode_clip(self, view, record, rng):
-        """Sampled uint8 frames of a view and its audio inputs (if any)."""
-        with VideoReader(record.path, decoder_threads=self.decoder_threads) as reader:
-            first, count = self._segment(reader, record)
-            indices = first + sample_frame_indices(
-                count,
-                self.sampling,
-                num_frames=self.num_frames,
-                stride=self.frame_stride,
-                rng=rng,
-                clip_index=view.clip_index,
-                num_clips=self.num_test_clips if self.mode == "test" else 1,
-            )
-            frames = reader.read(indices)
-            frame_times = reader.frame_times[indices]
-            frame_durations = reader.frame_durations[indices]
-            video_span = (
-                reader.frame_times[0],
-                reader.frame_times[0] + reader.duration,
-            )
-        audio_inputs = {}
-        if self.audio_frames is not None:
-            audio_inputs = self._audio_inputs(
-                record.path, frame_times, frame_durations, video_span, rng
-            )
-        return frames, audio_inputs
-
-    def _segment(self, reader, record):
-        """First frame index and frame count of the record's segment."""
-        if record.start is None and record.end is None:
-            return 0, reader.num_frames
-        start = -np.inf if record.start is None else record.start
-        end = np.inf if record.end is None else record.end
-        inside = np.flatnonzero(
-            (reader.frame_times >= start) & (reader.frame_times < end)
-        )
-        if inside.size == 0:
-            raise VideoDecodeError(
-                f"{record.path}: no frames between {record.start}s and {record.end}s "
-                f"(video spans {reader.frame_times[0]:.2f}s to "
-                f"{reader.frame_times[-1]:.2f}s). Check {record.source}."
-            )
-        return int(inside[0]), int(inside.size)
-
-    def _audio_inputs(self, path, frame_times, frame_durations, video_span, rng):
-        sample_rate = fbank_lib.SAMPLE_RATE
-        hop = fbank_lib.samples_per_hop(sample_rate)
-        window_seconds = self.audio_frames * hop / sample_rate
-        num_samples = fbank_lib.num_samples_for_frames(self.audio_frames, sample_rate)
-        clip_start = float(frame_times[0])
-        clip_end = float(frame_times[-1] + frame_durations[-1])
-        try:
-            reader = AudioReader(path, sample_rate=sample_rate)
-        except AudioDecodeError as error:
-            if self.missing_audio != "silence" or "has no audio stream" not in str(
-                error
-            ):
-                raise
-            reader = None
-        if reader is None:
-            start = audio_window_start(
-                clip_start, clip_end, window_seconds, *video_span
-            )
-            waveform = np.zeros(num_samples, np.float32)
-        else:
-            with reader:
-                start = audio_window_start(
-                    clip_start,
-                    clip_end,
-                    window_seconds,
-                    reader.start_time,
-                    reader.end_time,
-                )
-                waveform = reader.read(start, num_samples)
-                # Features over real audio only, padded afterwards like AST.
-                waveform = waveform[: reader.samples_inside(start, num_samples)]
-        features = fbank_lib.pad_or_crop_frames(
-            fbank_lib.kaldi_fbank(waveform, sample_rate), self.audio_frames
-        )
-        if rng is not None and self.audio_augment is not None:
-            features = self.audio_augment.mask(features, rng)
-        features = fbank_lib.normalize_fbank(features)
-        if rng is not None and self.audio_augment is not None:
-            features = self.audio_augment.perturb(features, rng)
-        intervals = self.num_frames // 2
-        return {
-            "audio": features,
-            "video_times": video_time_intervals(frame_times, frame_durations, start),
-            "audio_times": audio_time_intervals(window_seconds, intervals),
-        }
+        return self.transform.zeros(), record.label
 
     # === Evaluation helpers ===
 
@@ -610,19 +538,13 @@ class VideoDataset(keras.utils.PyDataset):
         Indexes `labels`. In a sharded evaluation dataset both cover this
         shard's videos only (`records[shard_index::num_shards]`).
         """
-        records = self._view_records[self.epoch_order()]
-        if self.mode == "train":
-            return records
-        return (records - self.shard_index) // self.num_shards
+        return self.sampler.view_record_indices(self.epoch)
 
     @property
     def labels(self):
         """Labels of the videos (one per video, not per view); see
         `view_record_indices`."""
-        records = self.records
-        if self.mode != "train":
-            records = records[self.shard_index :: self.num_shards]
-        return [record.label for record in records]
+        return [record.label for record in self.sampler.shard_records(self.records)]
 
 
 def _remove_owned_file(path, owner_pid):
@@ -674,3 +596,73 @@ class BadSampleReport(keras.callbacks.Callback):
                 times = f" (x{len(reasons)})" if len(reasons) > 1 else ""
                 lines.append(f"  {path}{times}: {reasons[-1]}")
             self.print_fn("\n".join(lines))
+
+
+class PaddedBatches(keras.utils.PyDataset):
+    """A dataset's batches filled up to a multiple of `multiple_of` samples.
+
+    JAX `DataParallel` splits every batch evenly over a process's devices, so
+    a last, smaller batch cannot be fed as it is. The missing samples are
+    copies of the batch's last sample with sample weight 0: weighted metrics
+    ignore them. (Keras' loss still divides by the padded batch size.)
+
+    Args:
+        dataset: a `PyDataset` of `(inputs, labels)` or `(inputs, labels,
+            weights)` batches, e.g. a `VideoDataset`.
+        multiple_of: the batch-size multiple (devices per process).
+
+    Example:
+    ```python
+    val = VideoDataset(records, batch_size=8, mode="val", spec=spec)  # 10 videos
+    padded = PaddedBatches(val, multiple_of=4)
+    padded[1][2]  # weights of the last batch: [1, 1, 0, 0]
+    ```
+    """
+
+    def __init__(self, dataset, multiple_of):
+        super().__init__(
+            workers=dataset.workers,
+            use_multiprocessing=dataset.use_multiprocessing,
+            max_queue_size=dataset.max_queue_size,
+        )
+        self.dataset = dataset
+        self.multiple_of = multiple_of
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        inputs, labels, *weights = self.dataset[index]
+        size = len(next(iter(inputs.values())))
+        extra = -size % self.multiple_of
+        if not extra:
+            return (inputs, labels, *weights)
+        weights = weights[0] if weights else np.ones(size, np.float32)
+
+        def pad(array):
+            array = np.asarray(array)
+            return np.concatenate([array, np.repeat(array[-1:], extra, axis=0)])
+
+        inputs, labels = keras.tree.map_structure(pad, (inputs, labels))
+        weights = np.concatenate([weights, np.zeros(extra, np.float32)])
+        return inputs, labels, weights
+
+    def on_epoch_end(self):
+        self.dataset.on_epoch_end()
+
+
+def pad_batches(dataset, multiple_of=None):
+    """`dataset`, or `PaddedBatches` of it when a batch size is not a multiple
+    of `multiple_of` (nothing to do without one).
+
+    Example:
+
+    >>> pad_batches(train, multiple_of=1) is train  # doctest: +SKIP
+    True
+    """
+    if not multiple_of:
+        return dataset
+    sizes = {dataset.batch_size, len(dataset.epoch_order()) % dataset.batch_size}
+    if not any(size % multiple_of for size in sizes):
+        return dataset
+    return PaddedBatches(dataset, multiple_of)

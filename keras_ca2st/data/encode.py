@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from keras_ca2st.data.video import _import_av
+from keras_ca2st.data.media import import_av
 
 # Audio frames handed to the AAC encoder; AAC consumes 1024 samples per packet.
 _AUDIO_CHUNK = 1024
@@ -57,7 +57,7 @@ def write_mp4(
     >>> write_mp4("/tmp/black.mp4", frames, fps=8)  # doctest: +SKIP
     '/tmp/black.mp4'
     """
-    av = _import_av()
+    av = import_av()
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(

@@ -53,6 +53,20 @@ def num_samples_for_frames(num_frames, sample_rate=SAMPLE_RATE):
     return (num_frames - 1) * hop + samples_per_frame(sample_rate)
 
 
+def seconds_for_frames(num_frames, sample_rate=SAMPLE_RATE):
+    """Length of the audio window that `num_frames` fbank frames describe.
+
+    One frame per 10 ms hop, so 1024 frames are 10.24 s: the window an audio
+    model sees, which the data pipeline cuts around a clip.
+
+    Example:
+
+    >>> seconds_for_frames(1024)
+    10.24
+    """
+    return num_frames * samples_per_hop(sample_rate) / sample_rate
+
+
 def _mel_scale(frequency):
     # Kaldi's mel scale: natural log, 1127 factor (HTK uses log10 and 2595).
     return 1127.0 * np.log(1.0 + np.asarray(frequency, dtype=np.float64) / 700.0)

@@ -223,6 +223,8 @@ def train_clip_transform(
     ratio=(3.0 / 4.0, 4.0 / 3.0),
     flip=True,
     rand_augment=None,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
 ):
     """Training view of a clip: RandAugment, random resized crop, flip, normalise.
 
@@ -239,6 +241,7 @@ def train_clip_transform(
         flip: random horizontal flip with probability 0.5 (turn off for
             datasets whose labels depend on left/right, such as SSV2).
         rand_augment: optional `RandAugment` instance.
+        mean, std: per-channel normalisation (RGB in [0, 1]; ImageNet's).
 
     Returns:
         float32 `(T, crop_size, crop_size, 3)`, normalised.
@@ -256,11 +259,15 @@ def train_clip_transform(
     frames = resize(crop(frames, box), crop_size, crop_size)
     if flip and rng.random() < 0.5:
         frames = horizontal_flip(frames)
-    return normalize(frames)
+    return normalize(frames, mean, std)
 
 
-def test_clip_transform(frames, crop_size, crop_index=0, num_crops=1):
+def test_clip_transform(
+    frames, crop_size, crop_index=0, num_crops=1, mean=IMAGENET_MEAN, std=IMAGENET_STD
+):
     """Test view: short side to `crop_size`, crop `crop_index` of `num_crops`.
+
+    Normalised with `mean` / `std` (RGB in [0, 1]; ImageNet's by default).
 
     Example:
 
@@ -271,7 +278,7 @@ def test_clip_transform(frames, crop_size, crop_index=0, num_crops=1):
     """
     frames = short_side_resize(frames, crop_size)
     box = uniform_crop_box(*frames.shape[1:3], crop_size, crop_index, num_crops)
-    return normalize(crop(frames, box))
+    return normalize(crop(frames, box), mean, std)
 
 
 # === Audio ===

@@ -10,64 +10,15 @@ correctly.
 """
 
 import bisect
-import os
 from fractions import Fraction
 
 import numpy as np
 
 from keras_ca2st.data.errors import VideoDecodeError
+from keras_ca2st.data.media import MediaReader
 
 
-def _import_av():
-    try:
-        import av
-    except ImportError as error:  # pragma: no cover - depends on environment
-        raise ImportError(
-            "Decoding video needs PyAV. Install it with `pip install av`."
-        ) from error
-    return av
-
-
-def _check_readable_file(path, error_class):
-    """Raises `error_class` with a clear message for missing or empty files."""
-    if not os.path.exists(path):
-        raise error_class(
-            f"{path}: no such file. Check the data root and the path in the "
-            "annotation file."
-        )
-    if os.path.isdir(path):
-        raise error_class(f"{path}: is a directory, expected a media file.")
-    if os.path.getsize(path) == 0:
-        raise error_class(
-            f"{path}: file is empty (0 bytes). Re-download or re-encode it, or "
-            "remove it from the annotation file."
-        )
-
-
-def open_container(path, error_class):
-    """Opens a media file with PyAV, turning FFmpeg failures into `error_class`.
-
-    Args:
-        path: path of the media file.
-        error_class: `VideoDecodeError` or `AudioDecodeError`.
-
-    Returns:
-        An open `av.container.InputContainer`.
-    """
-    av = _import_av()
-    path = os.fspath(path)
-    _check_readable_file(path, error_class)
-    try:
-        return av.open(path, mode="r")
-    except (av.FFmpegError, OSError, UnicodeDecodeError) as error:
-        raise error_class(
-            f"{path}: cannot be opened as a media file ({error}). The file is "
-            "probably truncated or corrupt; re-download or re-encode it (for "
-            "example `ffmpeg -i in.mp4 -c:v libx264 -c:a aac out.mp4`)."
-        ) from error
-
-
-class VideoReader:
+class VideoReader(MediaReader):
     """Decodes selected frames of a video file, seeking instead of scanning.
 
     On opening, the reader demuxes the video packets (no decoding) to build
@@ -99,19 +50,18 @@ class VideoReader:
     ...     frames.shape  # (4, height, width, 3), uint8 RGB
     """
 
+    error_class = VideoDecodeError
+
     def __init__(self, path, decoder_threads=1):
-        self.path = os.fspath(path)
-        self._av = _import_av()
-        self._container = open_container(self.path, VideoDecodeError)
+        self.decoder_threads = decoder_threads
         # Counts frames the decoder produced, so tests and benchmarks can
         # check that seeking avoids decoding whole files.
         self.num_decoded_frames = 0
-        try:
-            self._open_stream(decoder_threads)
-            self._build_index()
-        except Exception:
-            self.close()
-            raise
+        super().__init__(path)
+
+    def _open(self):
+        self._open_stream(self.decoder_threads)
+        self._build_index()
 
     # === Index ===
 
@@ -291,23 +241,8 @@ class VideoReader:
             if frame.pts >= target:
                 return
 
-    # === Lifetime ===
-
-    def close(self):
-        """Releases the file handle. Safe to call twice."""
-        container = getattr(self, "_container", None)
-        if container is not None:
-            container.close()
-            self._container = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-    def __repr__(self):
+    def _summary(self):
         return (
-            f"VideoReader({self.path!r}, frames={self.num_frames}, "
-            f"size={self.width}x{self.height}, fps={self.fps:.3f})"
+            f"frames={self.num_frames}, size={self.width}x{self.height}, "
+            f"fps={self.fps:.3f}"
         )
