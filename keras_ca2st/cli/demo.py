@@ -16,7 +16,13 @@ import time
 import keras
 import numpy as np
 
-from keras_ca2st.data import VideoDataset, make_synthetic_dataset, read_csv_annotations
+from keras_ca2st.data import (
+    ClipSpec,
+    VideoDataset,
+    make_synthetic_dataset,
+    read_csv_annotations,
+)
+from keras_ca2st.data.clip_spec import INPUT_NAMES
 from keras_ca2st.experts import ASTEncoder, CLIPVisionEncoder, VideoMAEEncoder
 from keras_ca2st.models import LAVISH, CA2STBackbone, LAVISHBackbone, VideoClassifier
 
@@ -128,14 +134,19 @@ class StopWhenFit(keras.callbacks.Callback):
 def load_split(annotations, root):
     """Decode one split once: its centre clip and centre crop, as arrays."""
     records = read_csv_annotations(annotations, root)
+    # Every input any demo model takes; each model picks its own.
+    spec = ClipSpec(
+        INPUT_NAMES,
+        num_frames=NUM_FRAMES,
+        crop_size=IMAGE_SIZE,
+        audio_frames=AUDIO_FRAMES,
+    )
     dataset = VideoDataset(
         records,
         batch_size=len(records),
         mode="val",
-        num_frames=NUM_FRAMES,
+        spec=spec,
         frame_stride=FRAME_STRIDE,
-        crop_size=IMAGE_SIZE,
-        audio_frames=AUDIO_FRAMES,
         num_test_clips=1,
         num_test_crops=1,
         bad_sample_policy="raise",

@@ -111,7 +111,7 @@ def run_evaluation(args):
     )
     result = evaluate_multiview(
         model,
-        runs.for_model(dataset, model),
+        dataset,
         video_ids=dataset.view_record_indices,
         labels=dataset.labels,
         num_videos=len(records),

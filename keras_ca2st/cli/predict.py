@@ -1,10 +1,12 @@
 """`ca2st predict`: the top labels of video files, with their scores.
 
-Each video is decoded into clips × crops views (with its audio track when the
-model has an audio expert); the softmax of the views is averaged
-(`keras_ca2st.training.average_view_softmax`) and the `--top-k` classes are
-printed. A video that cannot be read is reported on stderr; the others are
-still predicted, and the exit status is 1.
+Decode → transform → model: each of a video's clips is decoded once (with
+its audio window when the model has an audio expert), the transform makes
+its crops as the model's clip spec says, the model scores the clips × crops
+views, and their softmax is averaged
+(`keras_ca2st.training.average_view_softmax`) before the `--top-k` classes
+are printed. A video that cannot be read is reported on stderr; the others
+are still predicted, and the exit status is 1.
 """
 
 import json
@@ -18,9 +20,11 @@ from keras_ca2st.cli.config import CLIError, add_config_argument
 from keras_ca2st.data import (
     RECIPE_NAMES,
     AudioDecodeError,
-    VideoDataset,
+    ClipDecoder,
+    ClipTransform,
     VideoDecodeError,
-    VideoRecord,
+    ViewSampler,
+    evaluation_view_inputs,
 )
 from keras_ca2st.training import average_view_softmax
 
@@ -84,10 +88,11 @@ def run_prediction(args):
     else:
         class_names = info.get("class_names")
     settings = runs.evaluation_settings(model, info, args.dataset, args.views)
+    pipeline = VideoViews(settings, args.missing_audio)
     results, failures = [], 0
     for path in args.videos:
         try:
-            probabilities = predict_video(model, path, settings, args)
+            probabilities = pipeline.predict(model, path, args.batch_size)
         except (VideoDecodeError, AudioDecodeError) as error:
             failures += 1
             message = describe_failure(model, path, error)
@@ -103,23 +108,48 @@ def run_prediction(args):
     return 1 if failures else 0
 
 
-def predict_video(model, path, settings, args):
-    """Averaged class probabilities of one video (a dict per head)."""
-    dataset = VideoDataset(
-        [VideoRecord(path, 0, source=path)],
-        batch_size=settings.get("num_test_clips", 2)
-        * settings.get("num_test_crops", 3),
-        mode="test",
-        missing_audio=args.missing_audio,
-        bad_sample_policy="raise",
-        **settings,
-    )
-    inputs, _ = dataset[0]
-    inputs = {name: inputs[name] for name in runs.model_input_names(model)}
-    logits = model.predict(inputs, batch_size=args.batch_size, verbose=0)
-    logits = keras.tree.map_structure(np.asarray, logits)
-    probabilities = average_view_softmax(logits, dataset.view_record_indices, 1)
-    return keras.tree.map_structure(lambda p: p[0], probabilities)
+class VideoViews:
+    """The test views of one video file, as `evaluation_settings` describe them.
+
+    Args:
+        settings: `runs.evaluation_settings(...)`: the model's `spec`, and
+            optionally `sampling`, `frame_stride`, `num_test_clips`,
+            `num_test_crops` (else `VideoDataset`'s defaults).
+        missing_audio: `"error"` or `"silence"` for files without audio.
+    """
+
+    def __init__(self, settings, missing_audio="error"):
+        spec = settings["spec"]
+        views = _pick(settings, "num_test_clips", "num_test_crops")
+        self.sampler = ViewSampler(1, mode="test", **views)
+        self.decoder = ClipDecoder.for_spec(
+            spec,
+            num_clips=self.sampler.num_clips,
+            missing_audio=missing_audio,
+            **_pick(settings, "sampling", "frame_stride"),
+        )
+        self.transform = ClipTransform(spec, num_crops=self.sampler.num_crops)
+
+    def inputs(self, path):
+        """The batched model inputs of every view of `path`."""
+        cache = {}  # each clip is decoded once for all its crops
+        views = [
+            evaluation_view_inputs(self.decoder, self.transform, path, view, cache)
+            for view in self.sampler.views
+        ]
+        return {name: np.stack([v[name] for v in views]) for name in views[0]}
+
+    def predict(self, model, path, batch_size):
+        """Averaged class probabilities of one video (a dict per head)."""
+        logits = model.predict(self.inputs(path), batch_size=batch_size, verbose=0)
+        logits = keras.tree.map_structure(np.asarray, logits)
+        video_ids = self.sampler.view_record_indices(epoch=0)
+        probabilities = average_view_softmax(logits, video_ids, 1)
+        return keras.tree.map_structure(lambda p: p[0], probabilities)
+
+
+def _pick(settings, *names):
+    return {name: settings[name] for name in names if name in settings}
 
 
 def describe_failure(model, path, error):

@@ -4,9 +4,10 @@
   `ca2st train` writes them) or from any `.keras` file of a keras_ca2st model.
 - `run.json`: the class names, dataset recipe and data settings a trained
   model needs for evaluation and prediction.
-- The data settings of a model: the clip geometry (frames, crop, audio
-  frames) always comes from the model's own inputs, so data and model cannot
-  disagree; sampling and views come from a recipe, the run, or flags.
+- The data settings of a model: the clip contract (frames, crop, audio
+  frames, mel bins, time intervals, which inputs) is the model's own
+  `backbone.clip_spec`, so data and model cannot disagree; sampling and views
+  come from a recipe, the run, or flags.
 """
 
 import json
@@ -14,7 +15,6 @@ import os
 import warnings
 
 import keras
-import numpy as np
 
 from keras_ca2st.cli.config import CLIError
 from keras_ca2st.data import (
@@ -23,7 +23,6 @@ from keras_ca2st.data import (
     read_annotations,
     read_class_names,
 )
-from keras_ca2st.data.fbank import NUM_MEL_BINS
 from keras_ca2st.models import LAVISH, VideoClassifier
 
 MODEL_FILE = "model.keras"
@@ -101,44 +100,18 @@ def load_run(path):
     return load_model(model_path), read_run_info(run_path)
 
 
-def model_input_names(model):
-    return list(model.input) if isinstance(model.input, dict) else ["video"]
-
-
 def clip_geometry(model):
-    """`VideoDataset` arguments that must match the model's inputs.
+    """The `VideoDataset` geometry arguments of `model`'s clip spec.
 
-    Returns:
-        dict with `audio_frames` (`None` for models without audio) and, for
-        models that see frames, `num_frames` and `crop_size`.
+    What `run.json` records under `"data"`: `audio_frames` (`None` for
+    models without audio) and, for models that see frames, `num_frames` and
+    `crop_size`.
     """
-    shapes = model.backbone.input_shapes()
-    geometry = {"audio_frames": None}
-    if "video" in shapes:
-        frames, height, width, _ = shapes["video"]
-        if height != width:
-            raise CLIError(
-                f"the model takes {height}x{width} frames; crops are square."
-            )
-        geometry.update(num_frames=frames, crop_size=height)
-        if "video_times" in shapes and shapes["video_times"][0] != frames // 2:
-            raise CLIError(
-                f"the model takes {shapes['video_times'][0]} time intervals for "
-                f"{frames} frames; the data pipeline gives one per 2 frames."
-            )
-    if "audio" in shapes:
-        audio_frames, bins = shapes["audio"]
-        if bins != NUM_MEL_BINS:
-            raise CLIError(
-                f"the model's audio input has {bins} frequency bins; the data "
-                f"pipeline makes {NUM_MEL_BINS}-bin fbank features."
-            )
-        geometry["audio_frames"] = audio_frames
+    spec = model.backbone.clip_spec
+    geometry = {"audio_frames": spec.audio_frames}
+    if spec.has_video:
+        geometry.update(num_frames=spec.num_frames, crop_size=spec.crop_size)
     return geometry
-
-
-def uses_audio(model):
-    return "audio" in model_input_names(model)
 
 
 def parse_views(text):
@@ -163,9 +136,9 @@ def annotation_format(recipe_name, path):
 def evaluation_settings(model, run_info, recipe_name=None, views=None):
     """`VideoDataset` keyword arguments to evaluate or apply `model`.
 
-    Sampling and views come from `recipe_name` if given, else from the run's
-    `run.json`, else `VideoDataset`'s defaults; `views` (`(clips, crops)`)
-    overrides the views; the geometry is the model's.
+    `spec` is the model's clip spec. Sampling and views come from
+    `recipe_name` if given, else from the run's `run.json`, else
+    `VideoDataset`'s defaults; `views` (`(clips, crops)`) overrides the views.
     """
     if recipe_name:
         source = dataset_recipe(recipe_name)["dataset"]
@@ -174,8 +147,7 @@ def evaluation_settings(model, run_info, recipe_name=None, views=None):
     settings = {k: source[k] for k in EVALUATION_SETTINGS if k in source}
     if views is not None:
         settings["num_test_clips"], settings["num_test_crops"] = views
-    settings.update(clip_geometry(model))
-    return settings
+    return {"spec": model.backbone.clip_spec, **settings}
 
 
 def read_records(path, format, root):
@@ -261,69 +233,3 @@ def check_class_names(names, num_classes, where):
             f"{where}: {len(names)} class names, but the model has {num_classes} "
             "classes."
         )
-
-
-class ModelBatches(keras.utils.PyDataset):
-    """A `VideoDataset`'s batches with only the inputs the model takes.
-
-    The dataset makes every input of the audio-visual family (`audio`,
-    `video_times`, `audio_times` with audio); a Keras functional model
-    refuses keys it does not have (e.g. LAVISH takes no time intervals).
-    With `multiple_of`, a batch whose size is not a multiple of it is filled
-    up with copies of its last sample at sample weight 0: JAX `DataParallel`
-    splits every batch evenly over the devices. (Weighted metrics ignore the
-    copies; Keras' loss still divides by the padded batch size.)
-    """
-
-    def __init__(self, dataset, names, multiple_of=None):
-        super().__init__(
-            workers=dataset.workers,
-            use_multiprocessing=dataset.use_multiprocessing,
-            max_queue_size=dataset.max_queue_size,
-        )
-        self.dataset = dataset
-        self.names = list(names)
-        self.multiple_of = multiple_of
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        inputs, labels, *weights = self.dataset[index]
-        inputs = {name: inputs[name] for name in self.names}
-        size = len(inputs[self.names[0]])
-        extra = -size % self.multiple_of if self.multiple_of else 0
-        if not extra:
-            return (inputs, labels, *weights)
-        weights = weights[0] if weights else np.ones(size, np.float32)
-
-        def pad(array):
-            array = np.asarray(array)
-            return np.concatenate([array, np.repeat(array[-1:], extra, axis=0)])
-
-        inputs, labels = keras.tree.map_structure(pad, (inputs, labels))
-        weights = np.concatenate([weights, np.zeros(extra, np.float32)])
-        return inputs, labels, weights
-
-    def on_epoch_end(self):
-        self.dataset.on_epoch_end()
-
-
-def for_model(dataset, model, multiple_of=None):
-    """`dataset` as `model` takes it: only its inputs, batch sizes a multiple
-    of `multiple_of` (see `ModelBatches`).
-
-    Returns the dataset itself when nothing needs to change.
-    """
-    names = model_input_names(model)
-    made = {"video"}
-    if dataset.audio_frames is not None:
-        made |= {"audio", "video_times", "audio_times"}
-    missing = sorted(set(names) - made)
-    if missing:
-        raise CLIError(f"the data pipeline makes no {missing} input for this model.")
-    sizes = {dataset.batch_size, len(dataset.epoch_order()) % dataset.batch_size}
-    uneven = multiple_of and any(size % multiple_of for size in sizes)
-    if made == set(names) and not uneven:
-        return dataset
-    return ModelBatches(dataset, names, multiple_of if uneven else None)

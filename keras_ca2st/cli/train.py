@@ -24,6 +24,7 @@ from keras_ca2st.data import (
     Mixup,
     VideoDataset,
     dataset_recipe,
+    pad_batches,
 )
 from keras_ca2st.models import LAVISH, VideoClassifier
 from keras_ca2st.presets import load_preset_spec
@@ -200,6 +201,7 @@ def run_training(args):
     num_classes = model.num_classes
     if class_names is not None:
         runs.check_class_names(class_names, num_classes, args.class_names)
+    spec = model.backbone.clip_spec  # what the batches must hold
     geometry = runs.clip_geometry(model)
     data_settings = {**(recipe["dataset"] if recipe else {}), **geometry}
     annotation_format = runs.annotation_format(args.dataset, args.train_annotations)
@@ -217,6 +219,7 @@ def run_training(args):
                 workers=args.workers,
                 num_shards=dist.num_processes,
                 shard_index=dist.process_index,
+                spec=spec,
                 **data_settings,
                 **kwargs,
             )
@@ -231,13 +234,13 @@ def run_training(args):
     )
     train = dataset(args.train_annotations, "train", mixup=mixup)
     val = dataset(args.val_annotations, "val") if args.val_annotations else None
-    train_data = runs.for_model(train, model)
+    train_data = train
     val_data = None
     if val is not None:
         # A process feeding several devices (JAX DataParallel) splits every
         # batch evenly over them: a last, smaller validation batch is padded.
         devices = dist.num_replicas // dist.num_processes
-        val_data = runs.for_model(val, model, multiple_of=devices)
+        val_data = pad_batches(val, multiple_of=devices)
 
     with dist.scope():  # TensorFlow: the optimizer's variables are mirrored
         try:

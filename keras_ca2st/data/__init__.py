@@ -22,7 +22,7 @@ from keras_ca2st.data.annotations import (
 )
 from keras_ca2st.data.audio import AudioReader, audio_window_start, read_audio_window
 from keras_ca2st.data.clip_spec import ClipSpec
-from keras_ca2st.data.clip_transform import ClipTransform
+from keras_ca2st.data.clip_transform import ClipTransform, evaluation_view_inputs
 from keras_ca2st.data.dataset import (
     BadSampleReport,
     PaddedBatches,
@@ -80,6 +80,7 @@ __all__ = [
     "audio_time_intervals",
     "audio_window_start",
     "dataset_recipe",
+    "evaluation_view_inputs",
     "kaldi_fbank",
     "make_synthetic_dataset",
     "normalize_fbank",

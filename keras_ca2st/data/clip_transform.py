@@ -143,3 +143,31 @@ class ClipTransform:
             name: np.zeros(shape, np.float32)
             for name, shape in self.spec.input_shapes().items()
         }
+
+
+def evaluation_view_inputs(decoder, transform, record, view, clip_cache):
+    """Inputs of an evaluation view, decoding each clip once for all its crops.
+
+    Args:
+        decoder: the `ClipDecoder`.
+        transform: the `ClipTransform`.
+        record: the view's `VideoRecord` (or file path).
+        view: the `View` (`keras_ca2st.data.views`).
+        clip_cache: a dict kept across consecutive views. The crops of a clip
+            are adjacent views, so it keeps the last clip only: its frames,
+            audio features and time intervals.
+
+    Example:
+    ```python
+    cache = {}
+    views = [evaluation_view_inputs(decoder, transform, path, view, cache)
+             for view in ViewSampler(1, mode="test").views]
+    ```
+    """
+    key = (view.record_index, view.clip_index)
+    if key not in clip_cache:
+        clip_cache.clear()
+        clip = decoder.decode(record, view.clip_index)
+        clip_cache[key] = clip, transform.clip_inputs(clip)
+    clip, shared = clip_cache[key]
+    return transform(clip, crop_index=view.crop_index, clip_inputs=shared)

@@ -45,7 +45,7 @@ import keras
 import numpy as np
 
 from keras_ca2st.data.clip_spec import ClipSpec
-from keras_ca2st.data.clip_transform import ClipTransform
+from keras_ca2st.data.clip_transform import ClipTransform, evaluation_view_inputs
 from keras_ca2st.data.decoder import DEFAULT_NUM_FRAMES, ClipDecoder
 from keras_ca2st.data.mixup import smooth_one_hot
 from keras_ca2st.data.views import MODES, View, ViewSampler, shard_indices
@@ -287,12 +287,12 @@ class VideoDataset(keras.utils.PyDataset):
             shard_index=shard_index,
         )
         self.spec = dataset_clip_spec(spec, num_frames, crop_size, audio_frames)
-        self.decoder = ClipDecoder(
-            num_frames=self.spec.num_frames or num_frames or DEFAULT_NUM_FRAMES,
+        self.decoder = ClipDecoder.for_spec(
+            self.spec,
+            num_frames=num_frames,
             sampling=sampling,
             frame_stride=frame_stride,
             num_clips=self.sampler.num_clips,
-            audio_frames=self.spec.audio_frames,
             missing_audio=missing_audio,
             decoder_threads=decoder_threads,
         )
@@ -460,14 +460,8 @@ class VideoDataset(keras.utils.PyDataset):
         record = self.records[view.record_index]
         rng = self.sampler.rng(view_index, self.epoch)
         if rng is None and clip_cache is not None:
-            key = (view.record_index, view.clip_index)
-            if key not in clip_cache:
-                clip_cache.clear()  # views of a clip are adjacent; keep one
-                clip = self.decoder.decode(record, view.clip_index)
-                clip_cache[key] = clip, self.transform.clip_inputs(clip)
-            clip, shared = clip_cache[key]
-            inputs = self.transform(
-                clip, crop_index=view.crop_index, clip_inputs=shared
+            inputs = evaluation_view_inputs(
+                self.decoder, self.transform, record, view, clip_cache
             )
         else:
             clip = self.decoder.decode(record, view.clip_index, rng)

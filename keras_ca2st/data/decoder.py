@@ -110,6 +110,24 @@ class ClipDecoder:
         self.missing_audio = missing_audio
         self.decoder_threads = decoder_threads
 
+    @classmethod
+    def for_spec(cls, spec, num_frames=None, **kwargs):
+        """The decoder of the clips a model with this `ClipSpec` reads.
+
+        Frames and audio window are the spec's; a spec without video samples
+        `num_frames` (default 16) frames to place the audio window.
+
+        Example:
+        ```python
+        decoder = ClipDecoder.for_spec(model.backbone.clip_spec, num_clips=2)
+        ```
+        """
+        return cls(
+            num_frames=spec.num_frames or num_frames or DEFAULT_NUM_FRAMES,
+            audio_frames=spec.audio_frames,
+            **kwargs,
+        )
+
     def decode(self, record, clip_index=0, rng=None):
         """The `DecodedClip` of one clip of `record`.
 
