@@ -12,8 +12,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_ca2st.data import write_mp4
+from keras_ca2st.cli.predict import VideoViews
+from keras_ca2st.data import VideoDataset, VideoRecord, write_mp4
 from keras_ca2st.data.synthetic import class_names, render_clip
+from keras_ca2st.training import average_view_softmax
 from tests.cli.helpers import reference_probabilities, run_cli, save_tiny_model
 
 pytestmark = pytest.mark.filterwarnings(
@@ -123,3 +125,26 @@ def test_unreadable_videos_are_reported_and_the_others_predicted(files):
     assert len(good["predictions"]) == 5
     assert corrupt["error"].startswith(files.videos["corrupt"])
     assert err.count("ca2st predict: ") == 2
+
+
+def test_predict_decodes_transforms_and_scores_the_dataset_views(files):
+    """decode → transform → model gives the views a test-mode `VideoDataset`
+    gives, and the JSON scores are their averaged softmax."""
+    model = keras.saving.load_model(files.model, compile=False)
+    spec = model.backbone.clip_spec
+    settings = {"spec": spec, "num_test_clips": 2, "num_test_crops": 3}
+    path = files.videos["high"]
+    inputs = VideoViews(settings).inputs(path)
+    dataset = VideoDataset(
+        [VideoRecord(path, 0)], 6, mode="test", bad_sample_policy="raise", spec=spec
+    )
+    expected_inputs = dataset[0][0]
+    assert list(inputs) == list(spec.inputs) == list(expected_inputs)
+    for name in spec.inputs:
+        np.testing.assert_array_equal(inputs[name], expected_inputs[name])
+    logits = np.asarray(model.predict(expected_inputs, verbose=0))
+    expected = average_view_softmax(logits, dataset.view_record_indices, 1)[0]
+    status, results, err = predict_json(files, path, extra=["--views", "2x3"])
+    assert status == 0, err[-3000:]
+    for entry in results[0]["predictions"]:
+        assert entry["score"] == pytest.approx(expected[entry["index"]], abs=1e-6)
