@@ -13,7 +13,12 @@ import numpy as np
 
 from keras_ca2st.data import fbank as fbank_lib
 from keras_ca2st.data.sampling import audio_time_intervals, video_time_intervals
-from keras_ca2st.data.transforms import test_clip_transform, train_clip_transform
+from keras_ca2st.data.transforms import (
+    CROP_RATIO,
+    CROP_SCALE,
+    test_clip_transform,
+    train_clip_transform,
+)
 
 
 class ClipTransform:
@@ -46,8 +51,8 @@ class ClipTransform:
     def __init__(
         self,
         spec,
-        crop_scale=(0.08, 1.0),
-        crop_ratio=(3.0 / 4.0, 4.0 / 3.0),
+        crop_scale=CROP_SCALE,
+        crop_ratio=CROP_RATIO,
         horizontal_flip=True,
         rand_augment=None,
         audio_augment=None,

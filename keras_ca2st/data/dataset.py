@@ -48,6 +48,7 @@ from keras_ca2st.data.clip_spec import ClipSpec
 from keras_ca2st.data.clip_transform import ClipTransform, evaluation_view_inputs
 from keras_ca2st.data.decoder import DEFAULT_NUM_FRAMES, ClipDecoder
 from keras_ca2st.data.mixup import smooth_one_hot
+from keras_ca2st.data.transforms import CROP_RATIO, CROP_SCALE
 from keras_ca2st.data.views import MODES, View, ViewSampler, shard_indices
 
 BAD_SAMPLE_POLICIES = ("substitute", "zero", "raise")
@@ -88,8 +89,7 @@ def dataset_clip_spec(spec=None, num_frames=None, crop_size=None, audio_frames=N
             crop_size=DEFAULT_CROP_SIZE if crop_size is None else crop_size,
             audio_frames=audio_frames,
         )
-    given = {"num_frames": num_frames, "crop_size": crop_size}
-    given["audio_frames"] = audio_frames
+    given = dict(num_frames=num_frames, crop_size=crop_size, audio_frames=audio_frames)
     for name, value in given.items():
         expected = getattr(spec, name)
         if value is not None and expected is not None and value != expected:
@@ -245,8 +245,8 @@ class VideoDataset(keras.utils.PyDataset):
         crop_size=None,
         num_test_clips=2,
         num_test_crops=3,
-        crop_scale=(0.08, 1.0),
-        crop_ratio=(3.0 / 4.0, 4.0 / 3.0),
+        crop_scale=CROP_SCALE,
+        crop_ratio=CROP_RATIO,
         horizontal_flip=True,
         rand_augment=None,
         mixup=None,

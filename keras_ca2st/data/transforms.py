@@ -13,6 +13,9 @@ import numpy as np
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# The training random resized crop of the reference (SPEC section 10).
+CROP_SCALE = (0.08, 1.0)
+CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 
 
 # === Resizing ===
@@ -120,9 +123,7 @@ def short_side_resize(frames, size, antialias=True):
 # === Crops and flips ===
 
 
-def random_resized_crop_box(
-    height, width, rng, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0)
-):
+def random_resized_crop_box(height, width, rng, scale=CROP_SCALE, ratio=CROP_RATIO):
     """Inception-style random crop box `(top, left, crop_height, crop_width)`.
 
     Draws an area fraction uniformly in `scale` and a log-uniform aspect
@@ -219,8 +220,8 @@ def train_clip_transform(
     frames,
     rng,
     crop_size,
-    scale=(0.08, 1.0),
-    ratio=(3.0 / 4.0, 4.0 / 3.0),
+    scale=CROP_SCALE,
+    ratio=CROP_RATIO,
     flip=True,
     rand_augment=None,
     mean=IMAGENET_MEAN,
