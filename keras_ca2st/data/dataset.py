@@ -333,15 +333,7 @@ class VideoDataset(keras.utils.PyDataset):
 
         # === State ===
         self.epoch = 0
-        if bad_sample_log is None:
-            handle, bad_sample_log = tempfile.mkstemp(
-                prefix="keras_ca2st_bad_samples_", suffix=".jsonl"
-            )
-            os.close(handle)
-            # Removed with the dataset, by the process that created it only
-            # (forked workers hold copies of this object too).
-            weakref.finalize(self, _remove_owned_file, bad_sample_log, os.getpid())
-        self.bad_sample_log = os.fspath(bad_sample_log)
+        self.bad_sample_log = _shared_log(bad_sample_log, self)
         self._multi_target = isinstance(self.records[0].label, dict)
         self._num_positions = len(self.epoch_order(0))
         if len(self) == 0:
@@ -539,6 +531,19 @@ class VideoDataset(keras.utils.PyDataset):
         """Labels of the videos (one per video, not per view); see
         `view_record_indices`."""
         return [record.label for record in self.sampler.shard_records(self.records)]
+
+
+def _shared_log(path, dataset):
+    """The bad-sample log's path: `path`, or a temporary file that goes with
+    `dataset`."""
+    if path is not None:
+        return os.fspath(path)
+    handle, path = tempfile.mkstemp(prefix="keras_ca2st_bad_samples_", suffix=".jsonl")
+    os.close(handle)
+    # Removed with the dataset, by the process that created it only (forked
+    # workers hold copies of the dataset too).
+    weakref.finalize(dataset, _remove_owned_file, path, os.getpid())
+    return path
 
 
 def _remove_owned_file(path, owner_pid):
