@@ -35,23 +35,12 @@ class CLIError(Exception):
     """A user error: the command prints its message as one line and exits 2."""
 
 
-def add_config_argument(parser):
-    """Adds `--config FILE` to a sub-command's parser."""
-    parser.add_argument(
-        "--config",
-        metavar="FILE",
-        help="TOML or JSON file of the same keys as the long flags (dashes or "
-        "underscores); flags on the command line override it",
-    )
-    parser.set_defaults(command_parser=parser)
-
-
-def config_options(parser):
+def config_options(flags):
     """Dict option name (dashes) → argparse action, for the keys a file may set."""
     options = {}
-    for action in parser._actions:
+    for action in flags.actions:
         longs = [s for s in action.option_strings if s.startswith("--")]
-        if not longs or action.dest in ("help", "config"):
+        if not longs:
             continue
         if isinstance(action, argparse.BooleanOptionalAction):
             longs = [s for s in longs if not s.startswith("--no-")]
@@ -59,8 +48,8 @@ def config_options(parser):
     return options
 
 
-def read_config(path, parser):
-    """Reads and checks a config file for `parser`'s command.
+def read_config(path, flags):
+    """Reads and checks a config file for a command (its `CommandFlags`).
 
     Returns:
         dict argparse `dest` → value, ready for `parser.set_defaults`.
@@ -72,7 +61,7 @@ def read_config(path, parser):
     content = _load(path)
     if not isinstance(content, dict):
         raise CLIError(f"{path}: expected a table of option = value pairs.")
-    options = config_options(parser)
+    options = config_options(flags)
     values = {}
     for key, value in content.items():
         name = str(key).replace("_", "-")
@@ -81,7 +70,7 @@ def read_config(path, parser):
             close = difflib.get_close_matches(name, list(options), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise CLIError(
-                f"{path}: unknown key {key!r} for `{parser.prog}`{hint}; valid keys: "
+                f"{path}: unknown key {key!r} for `{flags.parser.prog}`{hint}; valid keys: "
                 f"{valid}."
             )
         action = options[name]
@@ -99,8 +88,8 @@ def parse_args(parser, argv=None):
     path = getattr(args, "config", None)
     if not path:
         return args
-    command_parser = args.command_parser
-    command_parser.set_defaults(**read_config(path, command_parser))
+    flags = args.command_flags
+    flags.parser.set_defaults(**read_config(path, flags))
     return parser.parse_args(argv)
 
 
@@ -129,9 +118,8 @@ def _convert(path, key, value, action):
     if isinstance(action, argparse.BooleanOptionalAction) or action.nargs == 0:
         if not isinstance(value, bool):
             raise CLIError(f"{where} must be true or false; got {value!r}.")
-        if isinstance(action, argparse._StoreFalseAction):
-            return not value
-        return value
+        # `store_false` flags hold the opposite of what they are named after.
+        return (not value) if action.const is False else value
     if action.nargs in ("+", "*") or isinstance(action.nargs, int):
         items = value if isinstance(value, list) else [value]
         return [_convert_one(where, item, action) for item in items]

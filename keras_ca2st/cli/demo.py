@@ -25,6 +25,7 @@ from keras_ca2st.data import (
 from keras_ca2st.data.clip_spec import INPUT_NAMES
 from keras_ca2st.experts import ASTEncoder, CLIPVisionEncoder, VideoMAEEncoder
 from keras_ca2st.models import LAVISH, CA2STBackbone, LAVISHBackbone, VideoClassifier
+from keras_ca2st.training import Recipe, fit_with_recipe
 
 # name → (experts, the synthetic cues they can see)
 DEMO_MODELS = {
@@ -86,6 +87,27 @@ def build_model(name):
     return VideoClassifier(backbone, num_classes=8)
 
 
+def demo_recipe(epochs, batch_size, learning_rate, seed):
+    """The training recipe of the demo's tiny models, trained from scratch.
+
+    AdamW peaking at `learning_rate` after a warm-up of a tenth of the run, then
+    cosine to zero; light weight decay; no layer decay or label smoothing,
+    which serve fine-tuning pretrained experts rather than training them.
+    """
+    return Recipe(
+        epochs=epochs,
+        batch_size=batch_size,
+        # The recipe's rate is per 256 samples.
+        base_learning_rate=learning_rate * 256 / batch_size,
+        warmup_epochs=epochs / 10,
+        min_learning_rate=0.0,
+        weight_decay=0.01,
+        layer_decay=1.0,
+        label_smoothing=0.0,
+        seed=seed,
+    )
+
+
 class EpochProgress(keras.callbacks.Callback):
     """Prints a model's validation accuracy a few times during training."""
 
@@ -97,9 +119,7 @@ class EpochProgress(keras.callbacks.Callback):
         self.last_accuracy = float("nan")
 
     def on_epoch_end(self, epoch, logs=None):
-        self.last_accuracy = (logs or {}).get(
-            "val_sparse_categorical_accuracy", self.last_accuracy
-        )
+        self.last_accuracy = (logs or {}).get("val_top1", self.last_accuracy)
         done = epoch + 1
         if done % self.every and done != self.epochs:
             return
@@ -124,7 +144,7 @@ class StopWhenFit(keras.callbacks.Callback):
         self.stopped_epoch = None
 
     def on_epoch_end(self, epoch, logs=None):
-        accuracy = (logs or {}).get("sparse_categorical_accuracy", 0.0)
+        accuracy = (logs or {}).get("top1", 0.0)
         self.perfect_epochs = self.perfect_epochs + 1 if accuracy >= 1.0 else 0
         if self.perfect_epochs >= self.patience:
             self.stopped_epoch = epoch + 1
@@ -203,34 +223,22 @@ def run_demo(
     if epochs % validate_every:
         validate_every = 1
     val_epochs = list(range(validate_every, epochs + 1, validate_every))
+    recipe = demo_recipe(epochs, batch_size, learning_rate, seed)
     results = {}
     for name in models or DEMO_MODELS:
         keras.utils.set_random_seed(seed)
         model = build_model(name)
-        steps = epochs * int(np.ceil(num_train / batch_size))
-        schedule = keras.optimizers.schedules.CosineDecay(
-            0.0,
-            decay_steps=steps - steps // 10,
-            warmup_target=learning_rate,
-            warmup_steps=steps // 10,
-        )
-        model.compile(
-            optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["sparse_categorical_accuracy"],
-        )
         keys = list(model.input)
         began = time.perf_counter()
         stop = StopWhenFit()
-        history = model.fit(
-            {k: train_x[k] for k in keys},
-            train_y,
-            validation_data=({k: val_x[k] for k in keys}, val_y),
-            batch_size=batch_size,
-            epochs=epochs,
+        history = fit_with_recipe(
+            model,
+            ({k: train_x[k] for k in keys}, train_y),
+            recipe,
+            validation=({k: val_x[k] for k in keys}, val_y),
             validation_freq=validate_every,
-            verbose=0,
             callbacks=[EpochProgress(name, epochs, print_fn), stop],
+            verbose=0,
         )
         if stop.stopped_epoch is not None:
             print_fn(
@@ -239,9 +247,7 @@ def run_demo(
             )
         logits = model.predict({k: val_x[k] for k in keys}, verbose=0)
         predicted = np.argmax(keras.ops.convert_to_numpy(logits), axis=-1)
-        curve = [
-            float(a) for a in history.history.get("val_sparse_categorical_accuracy", [])
-        ]
+        curve = [float(a) for a in history.history.get("val_top1", [])]
         confusion = np.zeros((8, 8), int)
         np.add.at(confusion, (val_y, predicted), 1)
         results[name] = {

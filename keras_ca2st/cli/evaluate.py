@@ -10,64 +10,50 @@ import csv
 import json
 import sys
 
-from keras_ca2st.cli import runs
-from keras_ca2st.cli.config import CLIError, add_config_argument
-from keras_ca2st.data import RECIPE_NAMES, VideoDataset
+from keras_ca2st.cli import options, runs
+from keras_ca2st.cli.config import CLIError
+from keras_ca2st.cli.options import CommandFlags
+from keras_ca2st.data import VideoDataset
 from keras_ca2st.training import evaluate_multiview
 
 
 def add_parser(commands):
-    parser = commands.add_parser(
-        "evaluate",
-        help="multi-view top-1 / top-5 of a trained model on annotated videos",
-        description="Evaluate a model (a `ca2st train` run directory or a .keras "
-        "file) with softmax averaged over clips × crops per video.",
+    flags = CommandFlags(
+        commands.add_parser(
+            "evaluate",
+            help="multi-view top-1 / top-5 of a trained model on annotated videos",
+            description="Evaluate a model (a `ca2st train` run directory or a "
+            ".keras file) with softmax averaged over clips × crops per video.",
+        )
     )
-    parser.add_argument(
-        "--model",
-        metavar="RUN_DIR|FILE.keras",
+    flags.add_shared(
+        options.MODEL,
         help="required; a run directory's run.json supplies the dataset recipe "
         "and data root",
     )
-    parser.add_argument("--annotations", metavar="FILE", help="required")
-    parser.add_argument(
-        "--data-root",
-        metavar="DIR",
+    flags.add("--annotations", metavar="FILE", help="required")
+    flags.add_shared(
+        options.DATA_ROOT,
         help="prefix of the video paths (default: the training run's)",
     )
-    parser.add_argument(
-        "--dataset",
-        metavar="RECIPE",
-        choices=RECIPE_NAMES,
+    flags.add_shared(
+        options.DATASET,
         help="data recipe (annotation format, sampling, views); default: the "
         "training run's",
     )
-    parser.add_argument(
-        "--views",
-        type=runs.parse_views,
-        metavar="CLIPSxCROPS",
-        help="views per video, e.g. 5x3 (default: the recipe's)",
+    flags.add_shared(
+        options.VIEWS, help="views per video, e.g. 5x3 (default: the recipe's)"
     )
-    parser.add_argument(
-        "--batch-size", type=int, default=8, metavar="N", help="views per batch"
-    )
-    parser.add_argument(
-        "--workers", type=int, default=4, metavar="N", help="batch loader threads"
-    )
-    parser.add_argument(
-        "--missing-audio",
-        choices=("error", "silence"),
-        default="error",
+    flags.add_shared(options.BATCH_SIZE, help="views per batch")
+    flags.add_shared(options.WORKERS)
+    flags.add_shared(
+        options.MISSING_AUDIO,
         help="a video without audio track (audio models): score it from blank "
         "inputs and report it, or feed silence",
     )
-    parser.add_argument(
-        "--per-video-csv", metavar="FILE", help="write one row per video here"
-    )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    add_config_argument(parser)
-    parser.set_defaults(handler=run_evaluation)
-    return parser
+    flags.add("--per-video-csv", metavar="FILE", help="write one row per video here")
+    flags.add_shared(options.JSON, help="print the results as JSON")
+    return flags.finish(handler=run_evaluation)
 
 
 METRIC_LABELS = {"top1": "top-1", "top5": "top-5"}

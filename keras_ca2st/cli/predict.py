@@ -15,10 +15,10 @@ import sys
 import keras
 import numpy as np
 
-from keras_ca2st.cli import runs
-from keras_ca2st.cli.config import CLIError, add_config_argument
+from keras_ca2st.cli import options, runs
+from keras_ca2st.cli.config import CLIError
+from keras_ca2st.cli.options import CommandFlags
 from keras_ca2st.data import (
-    RECIPE_NAMES,
     AudioDecodeError,
     ClipDecoder,
     ClipTransform,
@@ -30,50 +30,40 @@ from keras_ca2st.training import average_view_softmax
 
 
 def add_parser(commands):
-    parser = commands.add_parser(
-        "predict",
-        help="top-k labels with scores for video files",
-        description="Classify video files with a trained model: softmax averaged "
-        "over clips × crops, audio used when the model has an audio expert.",
+    flags = CommandFlags(
+        commands.add_parser(
+            "predict",
+            help="top-k labels with scores for video files",
+            description="Classify video files with a trained model: softmax "
+            "averaged over clips × crops, audio used when the model has an audio "
+            "expert.",
+        )
     )
-    parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
-    parser.add_argument(
-        "--model",
-        metavar="RUN_DIR|FILE.keras",
+    flags.add("videos", nargs="+", metavar="VIDEO", help="video files")
+    flags.add_shared(
+        options.MODEL,
         help="required; a run directory's run.json supplies class names and sampling",
     )
-    parser.add_argument(
-        "--class-names",
-        metavar="FILE|HEAD=FILE,...",
+    flags.add_shared(
+        options.CLASS_NAMES,
         help="class names (default: the run's; else class indices)",
     )
-    parser.add_argument("--top-k", type=int, default=5, metavar="K")
-    parser.add_argument(
-        "--views",
-        type=runs.parse_views,
-        metavar="CLIPSxCROPS",
-        help="views per video, e.g. 2x3 (default: the recipe's)",
+    flags.add("--top-k", type=int, default=5, metavar="K")
+    flags.add_shared(
+        options.VIEWS, help="views per video, e.g. 2x3 (default: the recipe's)"
     )
-    parser.add_argument(
-        "--dataset",
-        metavar="RECIPE",
-        choices=RECIPE_NAMES,
+    flags.add_shared(
+        options.DATASET,
         help="sampling and views of this recipe (default: the training run's)",
     )
-    parser.add_argument(
-        "--missing-audio",
-        choices=("error", "silence"),
-        default="error",
+    flags.add_shared(
+        options.MISSING_AUDIO,
         help="a video without audio track (audio models): report it, or predict "
         "with silence",
     )
-    parser.add_argument(
-        "--batch-size", type=int, default=8, metavar="N", help="views per batch"
-    )
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    add_config_argument(parser)
-    parser.set_defaults(handler=run_prediction)
-    return parser
+    flags.add_shared(options.BATCH_SIZE, help="views per batch")
+    flags.add_shared(options.JSON, help="print JSON")
+    return flags.finish(handler=run_prediction)
 
 
 def run_prediction(args):

@@ -114,17 +114,6 @@ def clip_geometry(model):
     return geometry
 
 
-def parse_views(text):
-    """`"CLIPSxCROPS"` → `(clips, crops)`, e.g. `"2x3"` → `(2, 3)`."""
-    try:
-        clips, crops = (int(part) for part in str(text).lower().split("x"))
-    except ValueError:
-        raise ValueError(f"expected CLIPSxCROPS such as 2x3; got {text!r}") from None
-    if clips < 1 or crops < 1:
-        raise ValueError(f"views must be positive; got {text!r}")
-    return clips, crops
-
-
 def annotation_format(recipe_name, path):
     """The recipe's annotation format, else CSV for `.csv` files and else
     `path label` lines."""

@@ -16,11 +16,11 @@ import os
 
 import keras
 
-from keras_ca2st.cli import runs
-from keras_ca2st.cli.config import CLIError, add_config_argument
+from keras_ca2st.cli import options, runs
+from keras_ca2st.cli.config import CLIError
+from keras_ca2st.cli.options import CommandFlags
 from keras_ca2st.data import (
     RECIPE_NAMES,
-    BadSampleReport,
     Mixup,
     VideoDataset,
     dataset_recipe,
@@ -30,15 +30,10 @@ from keras_ca2st.models import LAVISH, VideoClassifier
 from keras_ca2st.presets import load_preset_spec
 from keras_ca2st.training import (
     DISTRIBUTION_KINDS,
-    ActionAccuracyCallback,
-    build_before_fit,
-    build_optimizer,
-    classification_loss,
-    classification_metrics,
-    precision_policy,
+    Recipe,
+    fit_with_recipe,
     read_training_state,
     setup_distribution,
-    training_callbacks,
 )
 
 
@@ -59,124 +54,167 @@ def parse_num_classes(value):
 
 
 def add_parser(commands):
-    parser = commands.add_parser(
-        "train",
-        help="train or fine-tune a model on annotated videos",
-        description="Train a CAST / CAVA / CA²ST / LAVISH classifier with the "
-        "reference recipe (layer-decayed AdamW, warm-up + cosine, label "
-        "smoothing, mixup per the dataset recipe). Running the same command "
-        "again resumes from the last finished epoch.",
+    flags = CommandFlags(
+        commands.add_parser(
+            "train",
+            help="train or fine-tune a model on annotated videos",
+            description="Train a CAST / CAVA / CA²ST / LAVISH classifier with the "
+            "reference recipe (layer-decayed AdamW, warm-up + cosine, label "
+            "smoothing, mixup per the dataset recipe). Running the same command "
+            "again resumes from the last finished epoch.",
+        )
     )
-    model = parser.add_argument_group("model (one of --preset, --model)")
-    model.add_argument(
+    model = flags.group("model (one of --preset, --model)")
+    flags.add(
         "--preset",
+        group=model,
         metavar="NAME",
         help="registered preset (`ca2st presets`) or preset directory; "
         "pretrained weights unless --random-init",
     )
-    model.add_argument(
-        "--model",
+    flags.add_shared(
+        options.MODEL,
+        group=model,
         metavar="FILE.keras",
         help="a saved keras_ca2st model (loaded in safe mode), e.g. one you built",
     )
-    model.add_argument(
+    flags.add(
         "--num-classes",
+        group=model,
         type=parse_num_classes,
         metavar="N|HEAD=N,...",
         help="classes of a preset's new head(s), e.g. 309 or verb=97,noun=300 "
         "(default: the recipe's, else one per --class-names line)",
     )
-    model.add_argument(
+    flags.add(
         "--random-init",
+        group=model,
         action=argparse.BooleanOptionalAction,
         default=False,
         help="build --preset with random weights (nothing downloaded)",
     )
-    data = parser.add_argument_group("data")
-    data.add_argument("--train-annotations", metavar="FILE", help="required")
-    data.add_argument("--val-annotations", metavar="FILE")
-    data.add_argument(
-        "--data-root", metavar="DIR", default="", help="prefix of the video paths"
+    data = flags.group("data")
+    flags.add("--train-annotations", group=data, metavar="FILE", help="required")
+    flags.add("--val-annotations", group=data, metavar="FILE")
+    flags.add_shared(
+        options.DATA_ROOT, group=data, default="", help="prefix of the video paths"
     )
-    data.add_argument(
-        "--class-names",
-        metavar="FILE|HEAD=FILE,...",
+    flags.add_shared(
+        options.CLASS_NAMES,
+        group=data,
         help="class names, saved in run.json for `ca2st predict`",
     )
-    data.add_argument(
-        "--dataset",
-        metavar="RECIPE",
-        choices=RECIPE_NAMES,
+    flags.add_shared(
+        options.DATASET,
+        group=data,
         help="data recipe (annotation format, sampling, flips, test views, "
         f"mixup): {', '.join(RECIPE_NAMES)}; default: VideoDataset's defaults, "
         "CSV annotations for .csv files, else 'path label' lines",
     )
-    data.add_argument(
-        "--missing-audio",
-        choices=("error", "silence"),
-        default="error",
+    flags.add_shared(
+        options.MISSING_AUDIO,
+        group=data,
         help="a video without audio track (audio models): skip it as a bad "
         "sample, or feed silence",
     )
-    data.add_argument(
-        "--workers", type=int, default=4, metavar="N", help="batch loader threads"
-    )
-    recipe = parser.add_argument_group("recipe")
-    recipe.add_argument("--epochs", type=int, default=50, metavar="N")
-    recipe.add_argument(
-        "--batch-size",
-        type=int,
-        default=8,
-        metavar="N",
+    flags.add_shared(options.WORKERS, group=data)
+    recipe = flags.group("recipe")
+    defaults = Recipe()
+    flags.add("--epochs", group=recipe, type=int, default=defaults.epochs, metavar="N")
+    flags.add_shared(
+        options.BATCH_SIZE,
+        group=recipe,
+        default=defaults.batch_size,
         help="global batch (all replicas)",
     )
-    recipe.add_argument(
+    flags.add(
         "--lr",
+        group=recipe,
         type=float,
-        default=1e-3,
+        default=defaults.base_learning_rate,
         metavar="LR",
         help="base learning rate per 256 samples (peak: LR × global batch / 256)",
     )
-    recipe.add_argument("--warmup-epochs", type=float, default=5, metavar="N")
-    recipe.add_argument("--weight-decay", type=float, default=0.05, metavar="WD")
-    recipe.add_argument(
-        "--layer-decay",
+    flags.add(
+        "--warmup-epochs",
+        group=recipe,
         type=float,
-        default=0.75,
+        default=defaults.warmup_epochs,
+        metavar="N",
+    )
+    flags.add(
+        "--weight-decay",
+        group=recipe,
+        type=float,
+        default=defaults.weight_decay,
+        metavar="WD",
+    )
+    flags.add(
+        "--layer-decay",
+        group=recipe,
+        type=float,
+        default=defaults.layer_decay,
         metavar="LD",
         help="per-block learning-rate decay (0.75 video, 0.8 audio-visual)",
     )
-    recipe.add_argument(
+    flags.add(
         "--accumulation-steps",
+        group=recipe,
         type=int,
-        default=1,
+        default=defaults.accumulation_steps,
         metavar="N",
         help="batches per optimizer update",
     )
-    recipe.add_argument(
+    flags.add(
         "--mixed-precision",
+        group=recipe,
         choices=("fp32", "bf16", "fp16"),
-        default="fp32",
+        default=defaults.mixed_precision,
         help="bf16 or fp16 (with loss scaling) compute; variables stay float32",
     )
-    recipe.add_argument("--label-smoothing", type=float, default=0.1, metavar="S")
-    recipe.add_argument("--seed", type=int, default=0, metavar="N")
-    run = parser.add_argument_group("run")
-    run.add_argument("--output-dir", metavar="DIR", default="ca2st_run")
-    run.add_argument(
+    flags.add(
+        "--label-smoothing",
+        group=recipe,
+        type=float,
+        default=defaults.label_smoothing,
+        metavar="S",
+    )
+    flags.add("--seed", group=recipe, type=int, default=defaults.seed, metavar="N")
+    run = flags.group("run")
+    flags.add("--output-dir", group=run, metavar="DIR", default="ca2st_run")
+    flags.add(
         "--distribution",
+        group=run,
         choices=DISTRIBUTION_KINDS,
         default="none",
         help="data-parallel engine: 'data-parallel' picks the backend's (JAX "
         "DataParallel over all devices, torch DDP under torchrun, TF "
         "MirroredStrategy)",
     )
-    add_config_argument(parser)
-    parser.set_defaults(handler=run_training)
-    return parser
+    return flags.finish(handler=run_training)
+
+
+def recipe_from_args(args):
+    """The `Recipe` the flags describe; a bad value is a `CLIError`."""
+    try:
+        return Recipe(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            base_learning_rate=args.lr,
+            warmup_epochs=args.warmup_epochs,
+            weight_decay=args.weight_decay,
+            layer_decay=args.layer_decay,
+            accumulation_steps=args.accumulation_steps,
+            label_smoothing=args.label_smoothing,
+            mixed_precision=args.mixed_precision,
+            seed=args.seed,
+        )
+    except ValueError as error:
+        raise CLIError(str(error)) from None
 
 
 def run_training(args):
+    training = recipe_from_args(args)  # flag values first: they need no files
     if bool(args.preset) == bool(args.model):
         raise CLIError("give the model with --preset NAME or --model FILE.keras.")
     if not args.train_annotations:
@@ -184,26 +222,26 @@ def run_training(args):
     for path in (args.train_annotations, args.val_annotations):
         if path and not os.path.isfile(path):
             raise CLIError(f"{path}: annotation file not found.")
-    recipe = dataset_recipe(args.dataset) if args.dataset else None
+    data_recipe = dataset_recipe(args.dataset) if args.dataset else None
     try:
         dist = setup_distribution(args.distribution)
         per_process_batch = dist.per_process_batch_size(args.batch_size)
     except ValueError as error:
         raise CLIError(str(error)) from None
     say = print if dist.is_chief else _quiet
-    policy = precision_policy(args.mixed_precision)
+    policy = training.dtype_policy
     class_names = (
         runs.read_class_names_argument(args.class_names) if args.class_names else None
     )
     keras.utils.set_random_seed(args.seed)
     with dist.scope():
-        model = build_model(args, recipe, class_names, policy)
+        model = build_model(args, data_recipe, class_names, policy)
     num_classes = model.num_classes
     if class_names is not None:
         runs.check_class_names(class_names, num_classes, args.class_names)
     spec = model.backbone.clip_spec  # what the batches must hold
     geometry = runs.clip_geometry(model)
-    data_settings = {**(recipe["dataset"] if recipe else {}), **geometry}
+    data_settings = {**(data_recipe["dataset"] if data_recipe else {}), **geometry}
     annotation_format = runs.annotation_format(args.dataset, args.train_annotations)
 
     def dataset(path, mode, **kwargs):
@@ -226,7 +264,7 @@ def run_training(args):
         except ValueError as error:  # e.g. fewer samples than one batch
             raise CLIError(f"{path}: {error}") from None
 
-    mixup_prob = recipe["mixup_prob"] if recipe else 0.0
+    mixup_prob = data_recipe["mixup_prob"] if data_recipe else 0.0
     mixup = (
         Mixup(num_classes, prob=mixup_prob, label_smoothing=args.label_smoothing)
         if mixup_prob > 0
@@ -234,7 +272,6 @@ def run_training(args):
     )
     train = dataset(args.train_annotations, "train", mixup=mixup)
     val = dataset(args.val_annotations, "val") if args.val_annotations else None
-    train_data = train
     val_data = None
     if val is not None:
         # A process feeding several devices (JAX DataParallel) splits every
@@ -242,42 +279,6 @@ def run_training(args):
         devices = dist.num_replicas // dist.num_processes
         val_data = pad_batches(val, multiple_of=devices)
 
-    with dist.scope():  # TensorFlow: the optimizer's variables are mirrored
-        try:
-            optimizer = build_optimizer(
-                model,
-                base_learning_rate=args.lr,
-                batch_size=args.batch_size // dist.num_replicas,
-                num_replicas=dist.num_replicas,
-                accumulation_steps=args.accumulation_steps,
-                epochs=args.epochs,
-                steps_per_epoch=len(train),
-                warmup_epochs=args.warmup_epochs,
-                layer_decay=args.layer_decay,
-                weight_decay=args.weight_decay,
-                loss_scale=policy == "mixed_float16",
-            )
-        except ValueError as error:  # non-positive sizes, layer decay range
-            raise CLIError(str(error)) from None
-        model.compile(
-            optimizer=optimizer,
-            loss=classification_loss(num_classes, args.label_smoothing),
-            metrics=None,  # not the task's "auto" accuracy
-            # Weighted: validation batches give bad (and padding) samples
-            # weight 0; plain `metrics` would count them as misses.
-            weighted_metrics=classification_metrics(num_classes),
-            jit_compile=dist.jit_compile,
-        )
-        # Else `fit` reads its first batch through the worker pool and mixes
-        # the pool's prefetched batches into the first epoch.
-        build_before_fit(model, train_data[0])
-    multi_head = isinstance(num_classes, dict)
-    monitor = None
-    metric_callbacks = []
-    if val is not None:
-        monitor = "val_action_top1" if multi_head else "val_top1"
-        if multi_head:
-            metric_callbacks.append(ActionAccuracyCallback(val_data))
     say(
         f"training {type(model).__name__} ({', '.join(model.backbone.expert_names)}) "
         f"on {len(train.records)} videos, {len(train)} steps per epoch"
@@ -298,23 +299,14 @@ def run_training(args):
             )
         else:
             say(f"resuming {args.output_dir} after epoch {done} of {args.epochs}")
-    datasets = [d for d in (train, val) if d is not None]
-    callbacks = [BadSampleReport(*datasets)]
-    callbacks += training_callbacks(
-        args.output_dir,
-        dist,
-        metric_callbacks=metric_callbacks,
-        monitor=monitor,
-        mode="max",
-        datasets=datasets,  # shuffle and augmentation follow the fit epoch
-    )
-    model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=args.epochs,
-        callbacks=callbacks,
-        shuffle=False,  # the dataset shuffles, seeded, every epoch
-        verbose=1 if dist.is_chief else 0,
+    fit_with_recipe(
+        model,
+        train,
+        training,
+        validation=val_data,
+        output_dir=args.output_dir,
+        distribution=dist,
+        datasets=[d for d in (train, val) if d is not None],
     )
     if dist.is_chief:
         model_path = os.path.join(args.output_dir, runs.MODEL_FILE)
@@ -329,20 +321,20 @@ def run_training(args):
     return 0
 
 
-def expected_classes(args, recipe, class_names):
+def expected_classes(args, data_recipe, class_names):
     """The classes the flags ask for and the flag that says so, or `(None, None)`."""
     if args.num_classes is not None:
         return args.num_classes, "--num-classes"
-    if recipe is not None and recipe.get("num_classes") is not None:
-        return recipe["num_classes"], f"the recipe {args.dataset!r}"
+    if data_recipe is not None and data_recipe.get("num_classes") is not None:
+        return data_recipe["num_classes"], f"the recipe {args.dataset!r}"
     if class_names is not None:
         return runs.class_counts(class_names), f"--class-names {args.class_names}"
     return None, None
 
 
-def build_model(args, recipe, class_names, policy):
+def build_model(args, data_recipe, class_names, policy):
     """The model to train: a preset with new heads, or a saved model."""
-    wanted, source = expected_classes(args, recipe, class_names)
+    wanted, source = expected_classes(args, data_recipe, class_names)
     if args.model:
         if args.random_init:
             raise CLIError("--random-init applies to --preset, not --model.")
@@ -400,6 +392,7 @@ def run_info(args, model, class_names, data_settings, annotation_format, dist):
         "inputs": {
             name: list(shape) for name, shape in model.backbone.input_shapes().items()
         },
+        "clip_spec": model.backbone.clip_spec.to_dict(),
         "training": {
             key: getattr(args, key)
             for key in (

@@ -21,14 +21,10 @@ from keras_ca2st.data.annotations import (
     read_space_separated,
 )
 from keras_ca2st.data.audio import AudioReader, audio_window_start, read_audio_window
+from keras_ca2st.data.bad_samples import BadSampleLog, BadSampleReport
 from keras_ca2st.data.clip_spec import ClipSpec
 from keras_ca2st.data.clip_transform import ClipTransform, evaluation_view_inputs
-from keras_ca2st.data.dataset import (
-    BadSampleReport,
-    PaddedBatches,
-    VideoDataset,
-    pad_batches,
-)
+from keras_ca2st.data.dataset import VideoDataset
 from keras_ca2st.data.decoder import ClipDecoder, DecodedClip
 from keras_ca2st.data.encode import write_mp4
 from keras_ca2st.data.errors import AnnotationError, AudioDecodeError, VideoDecodeError
@@ -39,6 +35,7 @@ from keras_ca2st.data.fbank import (
     pad_or_crop_frames,
 )
 from keras_ca2st.data.mixup import Mixup, smooth_one_hot
+from keras_ca2st.data.padding import PaddedBatches, pad_batches
 from keras_ca2st.data.rand_augment import RandAugment
 from keras_ca2st.data.recipes import RECIPE_NAMES, dataset_recipe
 from keras_ca2st.data.sampling import (
@@ -61,6 +58,7 @@ __all__ = [
     "AudioAugment",
     "AudioDecodeError",
     "AudioReader",
+    "BadSampleLog",
     "BadSampleReport",
     "ClipDecoder",
     "ClipSpec",

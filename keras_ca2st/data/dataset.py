@@ -36,14 +36,10 @@ as `dataset.bad_samples` and printed at the end of each epoch by
 `BadSampleReport`.
 """
 
-import json
-import os
-import tempfile
-import weakref
-
 import keras
 import numpy as np
 
+from keras_ca2st.data.bad_samples import BadSampleLog, BadSampleReport
 from keras_ca2st.data.clip_spec import ClipSpec
 from keras_ca2st.data.clip_transform import ClipTransform, evaluation_view_inputs
 from keras_ca2st.data.decoder import DEFAULT_NUM_FRAMES, ClipDecoder
@@ -60,10 +56,8 @@ __all__ = [
     "BAD_SAMPLE_POLICIES",
     "MODES",
     "BadSampleReport",
-    "PaddedBatches",
     "VideoDataset",
     "View",
-    "pad_batches",
     "shard_indices",
 ]
 
@@ -333,7 +327,8 @@ class VideoDataset(keras.utils.PyDataset):
 
         # === State ===
         self.epoch = 0
-        self.bad_sample_log = _shared_log(bad_sample_log, self)
+        self._bad_sample_log = BadSampleLog(bad_sample_log, owner=self)
+        self.bad_sample_log = self._bad_sample_log.path
         self._multi_target = isinstance(self.records[0].label, dict)
         self._num_positions = len(self.epoch_order(0))
         if len(self) == 0:
@@ -488,16 +483,7 @@ class VideoDataset(keras.utils.PyDataset):
 
     def _log_bad_sample(self, view_index, error):
         record = self.records[self.views[view_index].record_index]
-        entry = {
-            "path": record.path,
-            "reason": f"{type(error).__name__}: {error}",
-            "epoch": self.epoch,
-            "source": record.source,
-        }
-        # One short append per line is atomic on POSIX, so threads and
-        # worker processes can share the file without a lock.
-        with open(self.bad_sample_log, "a", encoding="utf-8") as log:
-            log.write(json.dumps(entry) + "\n")
+        self._bad_sample_log.add(record, error, self.epoch)
 
     @property
     def bad_samples(self):
@@ -506,10 +492,7 @@ class VideoDataset(keras.utils.PyDataset):
 
     def bad_sample_entries(self):
         """The full bad-sample log entries (path, reason, epoch, source)."""
-        if not os.path.exists(self.bad_sample_log):
-            return []
-        with open(self.bad_sample_log, encoding="utf-8") as log:
-            return [json.loads(line) for line in log if line.strip()]
+        return self._bad_sample_log.entries()
 
     def _zero_sample(self, view_index):
         record = self.records[self.views[view_index].record_index]
@@ -531,137 +514,3 @@ class VideoDataset(keras.utils.PyDataset):
         """Labels of the videos (one per video, not per view); see
         `view_record_indices`."""
         return [record.label for record in self.sampler.shard_records(self.records)]
-
-
-def _shared_log(path, dataset):
-    """The bad-sample log's path: `path`, or a temporary file that goes with
-    `dataset`."""
-    if path is not None:
-        return os.fspath(path)
-    handle, path = tempfile.mkstemp(prefix="keras_ca2st_bad_samples_", suffix=".jsonl")
-    os.close(handle)
-    # Removed with the dataset, by the process that created it only (forked
-    # workers hold copies of the dataset too).
-    weakref.finalize(dataset, _remove_owned_file, path, os.getpid())
-    return path
-
-
-def _remove_owned_file(path, owner_pid):
-    if os.getpid() == owner_pid and os.path.exists(path):
-        os.remove(path)
-
-
-class BadSampleReport(keras.callbacks.Callback):
-    """Prints the bad samples each dataset met during the epoch.
-
-    Args:
-        *datasets: `VideoDataset` objects to watch (training and validation).
-        print_fn: where the report goes (default `print`).
-
-    Example:
-
-    >>> model.fit(train, validation_data=val,
-    ...           callbacks=[BadSampleReport(train, val)])  # doctest: +SKIP
-    Epoch 1: skipped 1 bad sample(s) from 1 file(s) in training data:
-      videos/broken.mp4: VideoDecodeError: videos/broken.mp4: file is empty ...
-    """
-
-    def __init__(self, *datasets, print_fn=print):
-        super().__init__()
-        self.datasets = datasets
-        self.print_fn = print_fn
-        self._reported = [0] * len(datasets)
-        self.history = []  # (epoch, dataset index, path, reason)
-
-    def on_epoch_end(self, epoch, logs=None):
-        for position, dataset in enumerate(self.datasets):
-            entries = dataset.bad_sample_entries()
-            new = entries[self._reported[position] :]
-            self._reported[position] = len(entries)
-            if not new:
-                continue
-            # One line per file: a file is met again by every view or
-            # substitution attempt that touches it.
-            by_path = {}
-            for entry in new:
-                by_path.setdefault(entry["path"], []).append(entry["reason"])
-                self.history.append((epoch, position, entry["path"], entry["reason"]))
-            kind = "training" if dataset.mode == "train" else dataset.mode
-            lines = [
-                f"Epoch {epoch + 1}: skipped {len(new)} bad sample(s) from "
-                f"{len(by_path)} file(s) in {kind} data:"
-            ]
-            for path, reasons in by_path.items():
-                times = f" (x{len(reasons)})" if len(reasons) > 1 else ""
-                lines.append(f"  {path}{times}: {reasons[-1]}")
-            self.print_fn("\n".join(lines))
-
-
-class PaddedBatches(keras.utils.PyDataset):
-    """A dataset's batches filled up to a multiple of `multiple_of` samples.
-
-    JAX `DataParallel` splits every batch evenly over a process's devices, so
-    a last, smaller batch cannot be fed as it is. The missing samples are
-    copies of the batch's last sample with sample weight 0: weighted metrics
-    ignore them. (Keras' loss still divides by the padded batch size.)
-
-    Args:
-        dataset: a `PyDataset` of `(inputs, labels)` or `(inputs, labels,
-            weights)` batches, e.g. a `VideoDataset`.
-        multiple_of: the batch-size multiple (devices per process).
-
-    Example:
-    ```python
-    val = VideoDataset(records, batch_size=8, mode="val", spec=spec)  # 10 videos
-    padded = PaddedBatches(val, multiple_of=4)
-    padded[1][2]  # weights of the last batch: [1, 1, 0, 0]
-    ```
-    """
-
-    def __init__(self, dataset, multiple_of):
-        super().__init__(
-            workers=dataset.workers,
-            use_multiprocessing=dataset.use_multiprocessing,
-            max_queue_size=dataset.max_queue_size,
-        )
-        self.dataset = dataset
-        self.multiple_of = multiple_of
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        inputs, labels, *weights = self.dataset[index]
-        size = len(next(iter(inputs.values())))
-        extra = -size % self.multiple_of
-        if not extra:
-            return (inputs, labels, *weights)
-        weights = weights[0] if weights else np.ones(size, np.float32)
-
-        def pad(array):
-            array = np.asarray(array)
-            return np.concatenate([array, np.repeat(array[-1:], extra, axis=0)])
-
-        inputs, labels = keras.tree.map_structure(pad, (inputs, labels))
-        weights = np.concatenate([weights, np.zeros(extra, np.float32)])
-        return inputs, labels, weights
-
-    def on_epoch_end(self):
-        self.dataset.on_epoch_end()
-
-
-def pad_batches(dataset, multiple_of=None):
-    """`dataset`, or `PaddedBatches` of it when a batch size is not a multiple
-    of `multiple_of` (nothing to do without one).
-
-    Example:
-
-    >>> pad_batches(train, multiple_of=1) is train  # doctest: +SKIP
-    True
-    """
-    if not multiple_of:
-        return dataset
-    sizes = {dataset.batch_size, len(dataset.epoch_order()) % dataset.batch_size}
-    if not any(size % multiple_of for size in sizes):
-        return dataset
-    return PaddedBatches(dataset, multiple_of)

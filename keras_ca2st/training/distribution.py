@@ -55,7 +55,7 @@ import warnings
 import keras
 import numpy as np
 
-from keras_ca2st.data.dataset import shard_indices
+from keras_ca2st.data.views import shard_indices
 from keras_ca2st.training.keras_internals import transform_gradients_before_apply
 
 KINDS = ("none", "data-parallel", "jax-data-parallel", "torch-ddp", "tf-mirrored")

@@ -61,6 +61,25 @@ class Recipe:
     mixed_precision: str = "fp32"
     seed: int = 0
 
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "accumulation_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+        if not self.base_learning_rate > 0:
+            raise ValueError(
+                f"base_learning_rate must be positive; got {self.base_learning_rate}."
+            )
+        if not 0.0 < self.layer_decay <= 1.0:
+            raise ValueError(f"layer_decay must be in (0, 1]; got {self.layer_decay}.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(
+                f"label_smoothing must be in [0, 1); got {self.label_smoothing}."
+            )
+        if self.warmup_epochs < 0 or self.weight_decay < 0:
+            raise ValueError("warmup_epochs and weight_decay must not be negative.")
+        precision_policy(self.mixed_precision)  # raises for an unknown name
+
     @property
     def dtype_policy(self):
         """The Keras dtype policy of `mixed_precision` (e.g. `"mixed_bfloat16"`)."""

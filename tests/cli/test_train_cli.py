@@ -298,6 +298,9 @@ def test_bad_config_keys_and_values_are_reported_with_the_file(tmp_path):
     config.write_text('{"distribution": "horovod"}')
     status, _, err = run_cli(["train", "--config", config])
     assert_one_line_error(status, err, "distribution", "torch-ddp")
+    # A value argparse accepts but no recipe can use: the recipe's own message.
+    status, _, err = run_cli(["train", "--layer-decay", "1.5"])
+    assert_one_line_error(status, err, "layer_decay must be in (0, 1]")
 
 
 def test_user_errors_exit_2_with_one_line(tiny_model, tmp_path):

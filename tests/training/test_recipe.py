@@ -82,3 +82,22 @@ def test_an_in_memory_run_learns_and_a_run_directory_resumes(tmp_path):
     assert history.history.get("loss", []) == []
     for before, after in zip(weights, resumed.weights, strict=True):
         np.testing.assert_array_equal(before, to_numpy(after))
+
+
+@pytest.mark.parametrize(
+    "settings, fragment",
+    [
+        (dict(epochs=0), "epochs must be a positive integer"),
+        (dict(batch_size=2.5), "batch_size must be a positive integer"),
+        (dict(accumulation_steps=True), "accumulation_steps"),
+        (dict(base_learning_rate=0.0), "base_learning_rate must be positive"),
+        (dict(layer_decay=1.5), "layer_decay must be in (0, 1]"),
+        (dict(label_smoothing=1.0), "label_smoothing must be in [0, 1)"),
+        (dict(warmup_epochs=-1), "must not be negative"),
+        (dict(mixed_precision="fp8"), "fp8"),
+    ],
+)
+def test_a_recipe_refuses_values_no_run_could_use(settings, fragment):
+    with pytest.raises(ValueError, match=None) as caught:
+        Recipe(**settings)
+    assert fragment in str(caught.value)
