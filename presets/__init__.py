@@ -12,53 +12,33 @@ The one preset layer of the package, above the models and the converters:
 - `loader.py`: what `CAST.from_preset(...)` / `LAVISH.from_preset(...)` do
   with a name or a directory.
 
-The models never import this package: it installs its resolver into
+The models never import this package: `loader.py` installs its resolver into
 `keras_ca2st.models.task_base` when imported (which `import keras_ca2st`
-does).
+does). Names are imported on first use (`keras_ca2st.lazy`), so listing the
+registry (`ca2st presets`) loads no Keras backend.
 """
 
-from keras_ca2st.models.task_base import set_preset_resolver
-from keras_ca2st.presets.build import (
-    build_preset,
-    convert_official_cast_preset,
-    pretrained_preset_dir,
-    weights_kind,
-)
-from keras_ca2st.presets.errors import CorruptPresetError, PresetWeightsUnavailableError
-from keras_ca2st.presets.loader import RESOLVER, load_preset
-from keras_ca2st.presets.registry import (
-    available_presets,
-    is_registered_preset,
-    load_preset_spec,
-    register_preset,
-    unregister_preset,
-)
-from keras_ca2st.presets.store import (
-    cache_root,
-    cached_preset_dir,
-    preset_status,
-    save_preset,
-    verify_preset_dir,
-)
+from keras_ca2st.lazy import lazy_exports
 
-set_preset_resolver(RESOLVER)
-
-__all__ = [
-    "CorruptPresetError",
-    "PresetWeightsUnavailableError",
-    "available_presets",
-    "build_preset",
-    "cache_root",
-    "cached_preset_dir",
-    "convert_official_cast_preset",
-    "is_registered_preset",
-    "load_preset",
-    "load_preset_spec",
-    "preset_status",
-    "pretrained_preset_dir",
-    "register_preset",
-    "save_preset",
-    "unregister_preset",
-    "verify_preset_dir",
-    "weights_kind",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "CorruptPresetError": "errors",
+        "PresetWeightsUnavailableError": "errors",
+        "available_presets": "registry",
+        "build_preset": "build",
+        "cache_root": "store",
+        "cached_preset_dir": "store",
+        "convert_official_cast_preset": "build",
+        "is_registered_preset": "registry",
+        "load_preset": "loader",
+        "load_preset_spec": "registry",
+        "preset_status": "store",
+        "pretrained_preset_dir": "build",
+        "register_preset": "registry",
+        "save_preset": "store",
+        "unregister_preset": "registry",
+        "verify_preset_dir": "store",
+        "weights_kind": "build",
+    },
+)

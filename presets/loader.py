@@ -5,13 +5,14 @@ The model classes only know how to build a preset's architecture
 module decides everything else: which class a registered name builds, which
 arguments may be overridden when pretrained weights are loaded, where those
 weights come from (the verified cache, built on a miss) and what a directory
-must pass before it is read. `keras_ca2st.presets` installs `RESOLVER` into
-the models when the package is imported.
+must pass before it is read. Importing this module installs `RESOLVER` into
+the models (`import keras_ca2st` does).
 """
 
 import os
 
 from keras_ca2st.models import CA2ST, CAST, CAVA, LAVISH, CA2STBackbone, VideoClassifier
+from keras_ca2st.models.task_base import set_preset_resolver
 from keras_ca2st.presets.build import pretrained_preset_dir, weights_kind
 from keras_ca2st.presets.registry import available_presets, load_preset_spec
 from keras_ca2st.presets.store import MANIFEST_FILE, verify_preset_dir
@@ -116,3 +117,5 @@ class PresetResolver:
 
 
 RESOLVER = PresetResolver()
+# What `CAST.from_preset("cast_base")` calls once this module is imported.
+set_preset_resolver(RESOLVER)

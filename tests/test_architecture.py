@@ -22,14 +22,15 @@ SOURCES = {
 # and the benchmarks on top. The README's layout table draws the same thing.
 ALLOWED = {
     "version": set(),
+    "lazy": set(),
     "kernels": set(),
     "experts": set(),
-    "data": set(),
+    "data": {"lazy"},
     "fusion": {"experts", "kernels"},
     "models": {"experts", "fusion", "data"},
-    "conversion": {"experts", "models"},
-    "presets": {"conversion", "models", "version"},
-    "training": {"data", "models"},
+    "conversion": {"experts", "models", "lazy"},
+    "presets": {"conversion", "models", "version", "lazy"},
+    "training": {"data", "models", "lazy"},
     "benchmarks": {"kernels", "experts", "data", "models", "presets", "training"},
     "cli": {
         "version",
@@ -83,6 +84,13 @@ def import_edges(modules):
                     anchor = anchor[: len(anchor) - node.level + 1]
                     base = ".".join(anchor + ([base] if base else []))
                 candidates = [f"{base}.{alias.name}" for alias in node.names] + [base]
+            elif _is_lazy_exports_call(node):
+                # `lazy_exports(__name__, {name: submodule, ...})`: the
+                # package imports each of those submodules when a name is used.
+                targets.update(
+                    f"{package}.{_submodule(value)}" for value in node.args[1].values
+                )
+                continue
             else:
                 continue
             for candidate in candidates:
@@ -94,6 +102,20 @@ def import_edges(modules):
                     break
         edges[name] = targets
     return edges
+
+
+def _is_lazy_exports_call(node):
+    return (
+        isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "lazy_exports"
+        and len(node.args) == 2
+        and isinstance(node.args[1], ast.Dict)
+    )
+
+
+def _submodule(value):
+    """The submodule of a `lazy_exports` entry: `"name"` or `("name", attribute)`."""
+    return ast.literal_eval(value if not isinstance(value, ast.Tuple) else value.elts[0])
 
 
 def room(module):

@@ -10,11 +10,11 @@ import csv
 import json
 import sys
 
+import numpy as np
+
 from keras_ca2st.cli import options, runs
 from keras_ca2st.cli.config import CLIError
 from keras_ca2st.cli.options import CommandFlags
-from keras_ca2st.data import VideoDataset
-from keras_ca2st.training import evaluate_multiview
 
 
 def add_parser(commands):
@@ -67,6 +67,10 @@ def metric_label(key):
 
 
 def run_evaluation(args):
+    # Keras loads here, not when the flags are declared.
+    from keras_ca2st.data import VideoDataset
+    from keras_ca2st.training import classification_scores, evaluate_multiview
+
     if not args.model or not args.annotations:
         raise CLIError("give --model RUN_DIR|FILE.keras and --annotations FILE.")
     model, info = runs.load_run(args.model)
@@ -104,25 +108,39 @@ def run_evaluation(args):
         verbose=0 if args.json else 1,
     )
     bad = dataset.bad_samples
+    bad_files = sorted({path for path, _ in bad})
+    # A video with a view that could not be decoded would be scored from
+    # blank inputs: it is left out of the figures, and said so.
+    decoded = np.array([record.path not in bad_files for record in records])
+    if not decoded.any():
+        first_path, first_reason = bad[0]
+        raise CLIError(
+            f"{args.annotations}: none of its {len(records)} videos could be "
+            f"decoded, so there is nothing to score (first: {first_reason}). "
+            "Check --data-root and the files."
+        )
     if bad:
-        files = sorted({path for path, _ in bad})
         print(
-            f"warning: {len(bad)} view(s) of {len(files)} file(s) could not be "
-            "decoded and were scored from blank inputs: "
+            f"warning: {len(bad_files)} of {len(records)} videos could not be "
+            f"decoded ({len(bad)} view(s)) and are left out of the figures: "
             + "; ".join(f"{path}: {reason}" for path, reason in dict(bad).items()),
             file=sys.stderr,
         )
+        result.metrics = classification_scores(
+            result.probabilities, result.labels, sample_weight=decoded
+        )
     if args.per_video_csv:
-        write_per_video_csv(args.per_video_csv, result, records)
+        write_per_video_csv(args.per_video_csv, result, records, decoded)
         say(f"wrote {args.per_video_csv}")
     if args.json:
         print(
             json.dumps(
                 {
                     "videos": len(records),
+                    "scored_videos": int(decoded.sum()),
                     "views": views,
                     "metrics": result.metrics,
-                    "bad_files": sorted({path for path, _ in bad}),
+                    "bad_files": bad_files,
                 },
                 indent=1,
             )
@@ -133,10 +151,16 @@ def run_evaluation(args):
     return 0
 
 
-def write_per_video_csv(path, result, records):
-    """`MultiViewResult.per_video()` rows, with each video's path."""
+def write_per_video_csv(path, result, records, decoded):
+    """`MultiViewResult.per_video()` rows, with each video's path and whether
+    all its views were decoded (the others are not in the figures)."""
     rows = [
-        {"video": row["video"], "path": records[row["video"]].path, **row}
+        {
+            "video": row["video"],
+            "path": records[row["video"]].path,
+            "decoded": bool(decoded[row["video"]]),
+            **row,
+        }
         for row in result.per_video()
     ]
     with open(path, "w", newline="", encoding="utf-8") as handle:

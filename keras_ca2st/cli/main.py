@@ -26,12 +26,17 @@ JSON; flags on the command line win).
 """
 
 import argparse
+import json
+import os
 import sys
 import time
 
 from keras_ca2st.cli import evaluate, predict, train
 from keras_ca2st.cli.bench import add_bench_parser
 from keras_ca2st.cli.config import CLIError, parse_args
+
+# Commands that need neither Keras nor the models: they answer at once.
+LIGHT_COMMANDS = ("presets",)
 
 
 def _presets(args):
@@ -275,16 +280,54 @@ def _add_convert_parser(commands):
     official.set_defaults(handler=_convert_official_cast)
 
 
+def chosen_backend():
+    """The Keras backend this process will use, read as Keras reads it."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME") or os.path.join(
+        os.path.expanduser("~"), ".keras"
+    )
+    try:
+        with open(os.path.join(home, "keras.json"), encoding="utf-8") as file:
+            return json.load(file).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def quiet_unchosen_backends():
+    """Hides TensorFlow's start-up log lines unless TensorFlow is the backend.
+
+    keras-hub imports TensorFlow whenever it is installed, and TensorFlow's
+    native logging (CUDA probing, oneDNN notices) would print under
+    `KERAS_BACKEND=torch` or `jax` too. Errors still show; an explicit
+    `TF_CPP_MIN_LOG_LEVEL` wins.
+    """
+    if chosen_backend() != "tensorflow":
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
 def main(argv=None):
+    quiet_unchosen_backends()
     try:
         args = parse_args(build_parser(), argv)
     except CLIError as error:  # a bad --config file
         print(f"ca2st: {error}", file=sys.stderr)
         return 2
+    if args.command not in LIGHT_COMMANDS:
+        import keras_ca2st
+
+        keras_ca2st.load_all()  # Keras classes and the preset resolver
     try:
         return args.handler(args)
     except CLIError as error:
         print(f"ca2st {args.command}: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a file the user named cannot be read or written
+        where = f"{error.filename}: " if error.filename else ""
+        print(
+            f"ca2st {args.command}: {where}{error.strerror or error}",
+            file=sys.stderr,
+        )
         return 2
 
 

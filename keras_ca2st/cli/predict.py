@@ -12,7 +12,6 @@ are still predicted, and the exit status is 1.
 import json
 import sys
 
-import keras
 import numpy as np
 
 from keras_ca2st.cli import options, runs
@@ -26,7 +25,6 @@ from keras_ca2st.data import (
     ViewSampler,
     evaluation_view_inputs,
 )
-from keras_ca2st.training import average_view_softmax
 
 
 def add_parser(commands):
@@ -89,6 +87,16 @@ def run_prediction(args):
             print(f"ca2st predict: {message}", file=sys.stderr, flush=True)
             results.append({"video": path, "error": message})
             continue
+        if not all(np.isfinite(p).all() for p in _flatten(probabilities)):
+            failures += 1
+            message = (
+                f"{path}: the model's scores are not finite (NaN or Inf) although "
+                "the inputs are; its weights may have diverged in training. "
+                "Check the run's log.csv and use an earlier checkpoint."
+            )
+            print(f"ca2st predict: {message}", file=sys.stderr, flush=True)
+            results.append({"video": path, "error": message})
+            continue
         result = {"video": path, "predictions": top_k(probabilities, args, class_names)}
         results.append(result)
         if not args.json:
@@ -131,11 +139,24 @@ class VideoViews:
 
     def predict(self, model, path, batch_size):
         """Averaged class probabilities of one video (a dict per head)."""
+        from keras_ca2st.training import average_view_softmax
+
         logits = model.predict(self.inputs(path), batch_size=batch_size, verbose=0)
-        logits = keras.tree.map_structure(np.asarray, logits)
+        logits = _map(np.asarray, logits)
         video_ids = self.sampler.view_record_indices(epoch=0)
         probabilities = average_view_softmax(logits, video_ids, 1)
-        return keras.tree.map_structure(lambda p: p[0], probabilities)
+        return _map(lambda p: p[0], probabilities)
+
+
+def _map(function, value):
+    """`function` on an array, or on each head's array of a dict."""
+    if isinstance(value, dict):
+        return {head: function(v) for head, v in value.items()}
+    return function(value)
+
+
+def _flatten(value):
+    return list(value.values()) if isinstance(value, dict) else [value]
 
 
 def _pick(settings, *names):

@@ -14,16 +14,15 @@ import json
 import os
 import warnings
 
-import keras
-
 from keras_ca2st.cli.config import CLIError
 from keras_ca2st.data import (
+    RECIPE_NAMES,
+    SAMPLING_SCHEMES,
     AnnotationError,
     dataset_recipe,
     read_annotations,
     read_class_names,
 )
-from keras_ca2st.models import LAVISH, VideoClassifier
 
 MODEL_FILE = "model.keras"
 RUN_FILE = "run.json"
@@ -52,6 +51,12 @@ def model_files(path):
 
 def load_model(path):
     """A keras_ca2st classifier from a `.keras` file (safe mode, not compiled)."""
+    # Keras and the models load here, not when the commands' flags are
+    # declared (`ca2st --help` answers without a backend).
+    import keras
+
+    from keras_ca2st.models import LAVISH, VideoClassifier
+
     try:
         with warnings.catch_warnings():
             # The classifier compiles itself with a default (unbuilt) optimizer
@@ -76,14 +81,67 @@ def load_model(path):
 
 
 def read_run_info(path):
-    """The `run.json` dict (empty without one)."""
+    """The `run.json` dict (empty without one), its entries checked.
+
+    `ca2st train` writes it; a hand-edited or foreign file is refused with the
+    key that is wrong rather than failing later in the command.
+    """
     if path is None:
         return {}
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, json.JSONDecodeError) as error:
+            info = json.load(handle)
+    except (OSError, ValueError) as error:
         raise CLIError(f"{path}: unreadable run file ({error}).") from None
+    if not isinstance(info, dict):
+        raise CLIError(
+            f"{path}: a run file holds a JSON object (as `ca2st train` writes it), "
+            f"not a {type(info).__name__}; fix or delete it."
+        )
+    for key, accepted, what in RUN_INFO_ENTRIES:
+        value = info.get(key)
+        if value is not None and not accepted(value):
+            raise CLIError(
+                f"{path}: {key!r} must be {what}; got {json.dumps(value)[:80]}. "
+                "Fix or delete the run file."
+            )
+    for key in EVALUATION_SETTINGS:
+        value = info.get("data", {}).get(key)
+        valid = (
+            value in SAMPLING_SCHEMES
+            if key == "sampling"
+            else isinstance(value, int) and not isinstance(value, bool) and value > 0
+        )
+        if value is not None and not valid:
+            what = (
+                f"one of {list(SAMPLING_SCHEMES)}"
+                if key == "sampling"
+                else ("a positive integer")
+            )
+            raise CLIError(
+                f"{path}: 'data.{key}' must be {what}; got {json.dumps(value)[:80]}. "
+                "Fix or delete the run file."
+            )
+    return info
+
+
+def _names(value):
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+RUN_INFO_ENTRIES = (
+    (
+        "class_names",
+        lambda v: (
+            _names(v)
+            or (isinstance(v, dict) and all(_names(names) for names in v.values()))
+        ),
+        "a list of names or a table head → list of names",
+    ),
+    ("dataset", lambda v: v in RECIPE_NAMES, f"one of {list(RECIPE_NAMES)}"),
+    ("data_root", lambda v: isinstance(v, str), "a directory path"),
+    ("data", lambda v: isinstance(v, dict), "a table of data settings"),
+)
 
 
 def write_run_info(path, info):

@@ -14,27 +14,12 @@ from the last finished epoch.
 import argparse
 import os
 
-import keras
-
 from keras_ca2st.cli import options, runs
 from keras_ca2st.cli.config import CLIError
 from keras_ca2st.cli.options import CommandFlags
-from keras_ca2st.data import (
-    RECIPE_NAMES,
-    Mixup,
-    VideoDataset,
-    dataset_recipe,
-    pad_batches,
-)
-from keras_ca2st.models import LAVISH, VideoClassifier
+from keras_ca2st.data import RECIPE_NAMES, dataset_recipe
 from keras_ca2st.presets import load_preset_spec
-from keras_ca2st.training import (
-    DISTRIBUTION_KINDS,
-    Recipe,
-    fit_with_recipe,
-    read_training_state,
-    setup_distribution,
-)
+from keras_ca2st.training import DISTRIBUTION_KINDS, Recipe
 
 
 def parse_num_classes(value):
@@ -214,6 +199,16 @@ def recipe_from_args(args):
 
 
 def run_training(args):
+    # Keras loads here, not when the flags are declared.
+    import keras
+
+    from keras_ca2st.data import Mixup, VideoDataset, pad_batches
+    from keras_ca2st.training import (
+        fit_with_recipe,
+        read_training_state,
+        setup_distribution,
+    )
+
     training = recipe_from_args(args)  # flag values first: they need no files
     if bool(args.preset) == bool(args.model):
         raise CLIError("give the model with --preset NAME or --model FILE.keras.")
@@ -334,6 +329,8 @@ def expected_classes(args, data_recipe, class_names):
 
 def build_model(args, data_recipe, class_names, policy):
     """The model to train: a preset with new heads, or a saved model."""
+    from keras_ca2st.models import LAVISH, VideoClassifier
+
     wanted, source = expected_classes(args, data_recipe, class_names)
     if args.model:
         if args.random_init:
@@ -374,6 +371,8 @@ def _with_dtype_policy(model, policy):
 
 def run_info(args, model, class_names, data_settings, annotation_format, dist):
     """The `run.json` of a finished run."""
+    import keras
+
     return {
         "model": runs.MODEL_FILE,
         "model_class": type(model).__name__,

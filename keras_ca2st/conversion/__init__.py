@@ -13,35 +13,25 @@ Named presets, the cache of converted weights and hub fetching sit one room
 up, in `keras_ca2st.presets`.
 """
 
-from keras_ca2st.conversion.checkpoint import Checkpoint, as_checkpoint, read_checkpoint
-from keras_ca2st.conversion.convert_ast import convert_ast, load_ast_weights
-from keras_ca2st.conversion.convert_cast import (
-    convert_official_cast,
-    load_official_cast_weights,
-)
-from keras_ca2st.conversion.convert_clip import convert_clip, load_clip_weights
-from keras_ca2st.conversion.convert_videomae import (
-    convert_videomae,
-    load_videomae_weights,
-)
-from keras_ca2st.conversion.errors import ConversionError
-from keras_ca2st.conversion.expert_converter import ExpertConverter
-from keras_ca2st.conversion.experts import EXPERT_CONVERTERS, load_expert_weights
+from keras_ca2st.lazy import lazy_exports
 
-__all__ = [
-    "EXPERT_CONVERTERS",
-    "Checkpoint",
-    "ConversionError",
-    "ExpertConverter",
-    "as_checkpoint",
-    "convert_ast",
-    "convert_clip",
-    "convert_official_cast",
-    "convert_videomae",
-    "load_ast_weights",
-    "load_clip_weights",
-    "load_expert_weights",
-    "load_official_cast_weights",
-    "load_videomae_weights",
-    "read_checkpoint",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Checkpoint": "checkpoint",
+        "ConversionError": "errors",
+        "EXPERT_CONVERTERS": "experts",
+        "ExpertConverter": "expert_converter",
+        "as_checkpoint": "checkpoint",
+        "convert_ast": "convert_ast",
+        "convert_clip": "convert_clip",
+        "convert_official_cast": "convert_cast",
+        "convert_videomae": "convert_videomae",
+        "load_ast_weights": "convert_ast",
+        "load_clip_weights": "convert_clip",
+        "load_expert_weights": "experts",
+        "load_official_cast_weights": "convert_cast",
+        "load_videomae_weights": "convert_videomae",
+        "read_checkpoint": "checkpoint",
+    },
+)

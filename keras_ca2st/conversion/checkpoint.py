@@ -119,6 +119,8 @@ class _SafetensorsEntry:
         self.start, self.stop = start, stop
 
     def load(self):
+        if self.buffer is None:  # every tensor of the file is empty
+            return np.zeros(self.shape, SAFETENSORS_DTYPES[self.dtype])
         raw = self.buffer[self.start : self.stop]
         if self.dtype == "BF16":
             bits = raw.view("<u2").astype(np.uint32) << 16
@@ -139,44 +141,112 @@ def _to_numpy(entry):
 
 
 def read_safetensors(path):
-    """Name → lazy tensor of a `.safetensors` file, parsed without `safetensors`."""
+    """Name → lazy tensor of a `.safetensors` file, parsed without `safetensors`.
+
+    Every header entry is checked against the file before anything is read:
+    a dtype this reader knows, a shape of non-negative integers, and data
+    offsets inside the file spanning exactly `shape × itemsize` bytes.
+    """
     size = os.path.getsize(path)
     with open(path, "rb") as file:
         head = file.read(8)
         if len(head) < 8:
-            raise ConversionError(f"{path} is too short to be a safetensors file.")
+            raise ConversionError(
+                f"{path} is too short to be a safetensors file ({size} bytes); "
+                "it is empty or truncated: download it again."
+            )
         (header_size,) = struct.unpack("<Q", head)
         if header_size > size - 8:
-            raise ConversionError(f"{path} is not a valid safetensors file.")
+            raise ConversionError(
+                f"{path} is not a valid safetensors file: its header claims "
+                f"{header_size} bytes, the file has {size - 8} after the length. "
+                "It is truncated or not a safetensors file; download it again."
+            )
         try:
             header = json.loads(file.read(header_size))
         except ValueError as error:
             raise ConversionError(
-                f"{path} has a corrupt safetensors header."
+                f"{path} has a corrupt safetensors header ({error}); download it again."
             ) from error
-    if not size - 8 - header_size:
-        return {}
-    buffer = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_size)
+    if not isinstance(header, dict):
+        raise ConversionError(
+            f"{path}: the safetensors header is a JSON {type(header).__name__}, "
+            "not a table of tensors; the file is not a safetensors checkpoint."
+        )
+    data_size = size - 8 - header_size
+    buffer = None
+    if data_size:
+        buffer = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + header_size)
     tensors = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        dtype = info["dtype"]
-        if dtype not in SAFETENSORS_DTYPES:
-            raise ConversionError(f"{path}: tensor {name!r} has dtype {dtype}.")
-        start, stop = info["data_offsets"]
-        if not 0 <= start <= stop <= buffer.shape[0]:
-            raise ConversionError(f"{path}: tensor {name!r} lies outside the file.")
-        tensors[name] = _SafetensorsEntry(buffer, dtype, info["shape"], start, stop)
+        dtype, shape, (start, stop) = _safetensors_entry_info(path, name, info)
+        expected = int(np.prod(shape, dtype=np.int64)) * _itemsize(dtype)
+        if stop - start != expected:
+            raise ConversionError(
+                f"{path}: tensor {name!r} of shape {list(shape)} and dtype {dtype} "
+                f"needs {expected} bytes but its data offsets span {stop - start}; "
+                "the file is corrupt: download it again."
+            )
+        if not 0 <= start <= stop <= data_size:
+            raise ConversionError(
+                f"{path}: tensor {name!r} lies outside the file (bytes {start} to "
+                f"{stop} of {data_size}); the file is truncated: download it again."
+            )
+        tensors[name] = _SafetensorsEntry(buffer, dtype, shape, start, stop)
     return tensors
+
+
+def _itemsize(dtype):
+    return np.dtype(SAFETENSORS_DTYPES[dtype]).itemsize
+
+
+def _safetensors_entry_info(path, name, info):
+    """`(dtype, shape, (start, stop))` of one header entry, checked."""
+
+    def bad(what):
+        return ConversionError(
+            f"{path}: the safetensors header entry of tensor {name!r} {what}; "
+            "the file is corrupt or not a safetensors checkpoint."
+        )
+
+    if not isinstance(info, dict):
+        raise bad(f"is a JSON {type(info).__name__}, not a table")
+    missing = [k for k in ("dtype", "shape", "data_offsets") if k not in info]
+    if missing:
+        raise bad(f"lacks {', '.join(missing)}")
+    dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if dtype not in SAFETENSORS_DTYPES:
+        raise ConversionError(
+            f"{path}: tensor {name!r} has dtype {dtype!r}, which keras_ca2st does "
+            f"not read (known: {', '.join(SAFETENSORS_DTYPES)})."
+        )
+
+    def whole(value):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    if not isinstance(shape, list) or not all(whole(d) for d in shape):
+        raise bad(f"has shape {shape!r}, not a list of non-negative integers")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(whole(o) for o in offsets)
+        or offsets[0] > offsets[1]
+    ):
+        raise bad(f"has data_offsets {offsets!r}, not [start, stop]")
+    return dtype, tuple(shape), tuple(offsets)
 
 
 def is_torchscript_archive(path):
     """Whether `path` is a TorchScript zip archive (it stores code to run)."""
     if not zipfile.is_zipfile(path):
         return False
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False  # a damaged zip: `torch.load` reports it with the file
     return any(name.endswith("/constants.pkl") or "/code/" in name for name in names)
 
 
@@ -195,6 +265,9 @@ def _torch_load(path):
     torch = _import_torch(path)
     import pickle
 
+    if os.path.getsize(path) == 0:
+        raise ConversionError(f"{path} is empty (0 bytes); download it again.")
+
     def load():
         try:
             return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -205,37 +278,109 @@ def _torch_load(path):
             return torch.load(path, map_location="cpu", weights_only=True)
 
     try:
-        return load()
-    except pickle.UnpicklingError as error:
-        needed = set(torch.serialization.get_unsafe_globals_in_checkpoint(path))
-        refused = sorted(
-            g
-            for g in needed
-            if g not in HARMLESS_GLOBALS and not g.startswith("numpy.dtypes.")
-        )
-        if refused:
-            raise ConversionError(
-                f"{path} stores Python objects that loading would have to construct "
-                f"({', '.join(refused)}). keras_ca2st reads checkpoints with "
-                "torch.load(weights_only=True) and never runs code from them; save "
-                "the state dict alone (torch.save(checkpoint['model'], path)) and "
-                "convert that file."
-            ) from error
-        with torch.serialization.safe_globals(_resolve_globals(needed)):
+        try:
             return load()
+        except pickle.UnpicklingError as error:
+            allowed = _allowed_globals(path, torch, error)
+            if not allowed:  # no global to allow: the pickle itself is damaged
+                raise
+            with torch.serialization.safe_globals(allowed):
+                return load()
+    except ConversionError:
+        raise
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        KeyError,
+        AttributeError,
+        TypeError,
+        IndexError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        struct.error,
+    ) as error:
+        # torch reports a damaged file in many ways (a zip without its
+        # end record, a pickle cut short, a record missing from the archive).
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ConversionError(
+            f"{path} cannot be read as a PyTorch checkpoint "
+            f"({type(error).__name__}{': ' + reason if reason else ''}). The file is "
+            "truncated or corrupt, or not a checkpoint: download it again."
+        ) from error
 
 
-def _resolve_globals(names):
+def _allowed_globals(path, torch, error):
+    """The objects a checkpoint's pickle may build: only `HARMLESS_GLOBALS`.
+
+    Each name the file asks for must be on the allow-list (or be one of
+    NumPy's dtype classes, `numpy.dtypes.*DType`) and resolve to exactly
+    the object meant; anything else is refused before the file is loaded.
+    """
+    try:
+        needed = set(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception as scan_error:  # the pickle itself is damaged
+        raise ConversionError(
+            f"{path} cannot be read as a PyTorch checkpoint ({scan_error}); the "
+            "file is truncated or corrupt: download it again."
+        ) from error
+    objects, refused = [], []
+    for name in sorted(needed):
+        resolved = _resolve_harmless_global(name)
+        if resolved is None:
+            refused.append(name)
+        else:
+            objects.append(resolved)
+    if any(obj is np.dtype for obj in objects):
+        # A pickled dtype is rebuilt through its class (`Int64DType`, ...),
+        # which the file does not name: allow NumPy's dtype classes with it.
+        objects += _numpy_dtype_classes()
+    if refused:
+        raise ConversionError(
+            f"{path} stores Python objects that loading would have to construct "
+            f"({', '.join(refused)}). keras_ca2st reads checkpoints with "
+            "torch.load(weights_only=True) and never runs code from them; save "
+            "the state dict alone (torch.save(checkpoint['model'], path)) and "
+            "convert that file."
+        ) from error
+    return objects
+
+
+def _numpy_dtype_classes():
+    import numpy.dtypes
+
+    return [
+        value
+        for name, value in vars(numpy.dtypes).items()
+        if name.endswith("DType")
+        and isinstance(value, type)
+        and issubclass(value, np.dtype)
+    ]
+
+
+def _resolve_harmless_global(name):
+    """The object behind an allowed global's name, or `None` if not allowed."""
     import importlib
 
-    objects = []
-    for name in names:
-        module_name, _, attribute = name.rpartition(".")
-        try:
-            objects.append(getattr(importlib.import_module(module_name), attribute))
-        except (ImportError, AttributeError):
-            continue
-    return objects
+    module_name, _, attribute = name.rpartition(".")
+    numpy_dtype_class = (
+        module_name == "numpy.dtypes"
+        and attribute.endswith("DType")
+        and attribute.isidentifier()
+        and not attribute.startswith("_")
+    )
+    if name not in HARMLESS_GLOBALS and not numpy_dtype_class:
+        return None
+    try:
+        value = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError):
+        return None
+    if numpy_dtype_class and not (
+        isinstance(value, type) and issubclass(value, np.dtype)
+    ):
+        return None
+    return value
 
 
 def _is_tensor_like(value):
@@ -259,11 +404,18 @@ def unwrap_state_dict(obj, origin):
 
 
 def _read_index(path):
-    with open(path) as file:
-        index = json.load(file)
+    index = read_json_file(path, "sharded checkpoint index")
+    weight_map = index.get("weight_map")
+    if not isinstance(weight_map, dict) or not all(
+        isinstance(shard, str) for shard in weight_map.values()
+    ):
+        raise ConversionError(
+            f'{path} is not a sharded checkpoint index: it needs a "weight_map" '
+            "table of tensor name → shard file."
+        )
     folder = os.path.dirname(path)
     tensors = {}
-    for shard in sorted(set(index["weight_map"].values())):
+    for shard in sorted(set(weight_map.values())):
         shard_path = os.path.join(folder, shard)
         if not os.path.exists(shard_path):
             raise ConversionError(f"Shard {shard} listed in {path} is missing.")
@@ -285,9 +437,34 @@ def _read_file(path, allow_torchscript):
                 "for a file from a source you trust."
             )
         torch = _import_torch(path)
-        module = torch.jit.load(path, map_location="cpu")
+        try:
+            module = torch.jit.load(path, map_location="cpu")
+        except (RuntimeError, OSError, ValueError) as error:
+            raise ConversionError(
+                f"{path} cannot be read as a TorchScript archive ({error}); the "
+                "file is truncated or corrupt: download it again."
+            ) from error
         return dict(module.state_dict())
     return unwrap_state_dict(_torch_load(path), path)
+
+
+def read_json_file(path, what):
+    """A JSON object (dict) from `path`; a `ConversionError` naming it otherwise."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            content = json.load(file)
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConversionError(f"{path}: cannot read the {what} ({error}).") from error
+    except ValueError as error:
+        raise ConversionError(
+            f"{path}: the {what} is not valid JSON ({error})."
+        ) from error
+    if not isinstance(content, dict):
+        raise ConversionError(
+            f"{path}: the {what} is a JSON {type(content).__name__}, expected an "
+            "object ({...})."
+        )
+    return content
 
 
 def find_weight_file(directory):
@@ -331,8 +508,7 @@ def read_checkpoint(source, config=None, allow_torchscript=False):
             config = os.path.join(source, "config.json")
         source = find_weight_file(source)
     if isinstance(config, (str, os.PathLike)):
-        with open(config) as file:
-            config = json.load(file)
+        config = read_json_file(os.fspath(config), "model config")
     tensors = _read_file(source, allow_torchscript)
     return Checkpoint(tensors, source, config=config)
 

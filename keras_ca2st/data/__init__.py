@@ -12,89 +12,55 @@ per-dataset recipes (`recipes`) and a synthetic audio-visual set
 (`synthetic`). Nothing here imports model code.
 """
 
-from keras_ca2st.data.annotations import (
-    VideoRecord,
-    read_annotations,
-    read_class_names,
-    read_csv_annotations,
-    read_epic_kitchens,
-    read_space_separated,
-)
-from keras_ca2st.data.audio import AudioReader, audio_window_start, read_audio_window
-from keras_ca2st.data.bad_samples import BadSampleLog, BadSampleReport
-from keras_ca2st.data.clip_spec import ClipSpec
-from keras_ca2st.data.clip_transform import ClipTransform, evaluation_view_inputs
-from keras_ca2st.data.dataset import VideoDataset
-from keras_ca2st.data.decoder import ClipDecoder, DecodedClip
-from keras_ca2st.data.encode import write_mp4
-from keras_ca2st.data.errors import AnnotationError, AudioDecodeError, VideoDecodeError
-from keras_ca2st.data.fbank import (
-    audio_features,
-    kaldi_fbank,
-    normalize_fbank,
-    pad_or_crop_frames,
-)
-from keras_ca2st.data.mixup import Mixup, smooth_one_hot
-from keras_ca2st.data.padding import PaddedBatches, pad_batches
-from keras_ca2st.data.rand_augment import RandAugment
-from keras_ca2st.data.recipes import RECIPE_NAMES, dataset_recipe
-from keras_ca2st.data.sampling import (
-    audio_time_intervals,
-    sample_frame_indices,
-    video_time_intervals,
-)
-from keras_ca2st.data.synthetic import SyntheticDataset, make_synthetic_dataset
-from keras_ca2st.data.transforms import (
-    AudioAugment,
-    test_clip_transform,
-    train_clip_transform,
-)
-from keras_ca2st.data.video import VideoReader
-from keras_ca2st.data.views import View, ViewSampler, shard_indices
+from keras_ca2st.lazy import lazy_exports
 
-__all__ = [
-    "RECIPE_NAMES",
-    "AnnotationError",
-    "AudioAugment",
-    "AudioDecodeError",
-    "AudioReader",
-    "BadSampleLog",
-    "BadSampleReport",
-    "ClipDecoder",
-    "ClipSpec",
-    "ClipTransform",
-    "DecodedClip",
-    "Mixup",
-    "PaddedBatches",
-    "RandAugment",
-    "SyntheticDataset",
-    "VideoDataset",
-    "VideoDecodeError",
-    "VideoReader",
-    "VideoRecord",
-    "View",
-    "ViewSampler",
-    "audio_features",
-    "audio_time_intervals",
-    "audio_window_start",
-    "dataset_recipe",
-    "evaluation_view_inputs",
-    "kaldi_fbank",
-    "make_synthetic_dataset",
-    "normalize_fbank",
-    "pad_batches",
-    "pad_or_crop_frames",
-    "read_annotations",
-    "read_audio_window",
-    "read_class_names",
-    "read_csv_annotations",
-    "read_epic_kitchens",
-    "read_space_separated",
-    "sample_frame_indices",
-    "shard_indices",
-    "smooth_one_hot",
-    "test_clip_transform",
-    "train_clip_transform",
-    "video_time_intervals",
-    "write_mp4",
-]
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AnnotationError": "errors",
+        "AudioAugment": "transforms",
+        "AudioDecodeError": "errors",
+        "AudioReader": "audio",
+        "BadSampleLog": "bad_samples",
+        "BadSampleReport": "bad_samples",
+        "ClipDecoder": "decoder",
+        "ClipSpec": "clip_spec",
+        "ClipTransform": "clip_transform",
+        "DecodedClip": "decoder",
+        "Mixup": "mixup",
+        "PaddedBatches": "padding",
+        "RECIPE_NAMES": "recipes",
+        "RandAugment": "rand_augment",
+        "SAMPLING_SCHEMES": "sampling",
+        "SyntheticDataset": "synthetic",
+        "VideoDataset": "dataset",
+        "VideoDecodeError": "errors",
+        "VideoReader": "video",
+        "VideoRecord": "annotations",
+        "View": "views",
+        "ViewSampler": "views",
+        "audio_features": "fbank",
+        "audio_time_intervals": "sampling",
+        "audio_window_start": "audio",
+        "dataset_recipe": "recipes",
+        "evaluation_view_inputs": "clip_transform",
+        "kaldi_fbank": "fbank",
+        "make_synthetic_dataset": "synthetic",
+        "normalize_fbank": "fbank",
+        "pad_batches": "padding",
+        "pad_or_crop_frames": "fbank",
+        "read_annotations": "annotations",
+        "read_audio_window": "audio",
+        "read_class_names": "annotations",
+        "read_csv_annotations": "annotations",
+        "read_epic_kitchens": "annotations",
+        "read_space_separated": "annotations",
+        "sample_frame_indices": "sampling",
+        "shard_indices": "views",
+        "smooth_one_hot": "mixup",
+        "test_clip_transform": "transforms",
+        "train_clip_transform": "transforms",
+        "video_time_intervals": "sampling",
+        "write_mp4": "encode",
+    },
+)

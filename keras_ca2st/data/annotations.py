@@ -14,9 +14,11 @@ Every parse error raises `AnnotationError` whose message starts with
 `file:line:`.
 """
 
+import contextlib
 import csv
 import dataclasses
 import json
+import math
 import os
 import re
 
@@ -55,11 +57,18 @@ def _join(root, path):
 
 def _parse_int(text, what, where):
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise AnnotationError(
             f"{where}: {what} {text!r} is not an integer class index."
         ) from None
+    if value < 0:
+        raise AnnotationError(f"{where}: {what} {value} is negative.")
+    return value
+
+
+def _is_integer(text):
+    return text.lstrip("-").isdigit()
 
 
 def _parse_seconds(text, what, where):
@@ -69,19 +78,49 @@ def _parse_seconds(text, what, where):
         raise AnnotationError(
             f"{where}: {what} {text!r} is not a number of seconds."
         ) from None
+    if not math.isfinite(value):
+        raise AnnotationError(f"{where}: {what} {text!r} is not a finite number.")
     if value < 0:
         raise AnnotationError(f"{where}: {what} {value} is negative.")
     return value
 
 
-def _lines(path):
+@contextlib.contextmanager
+def _open_text(path, what="annotation file", newline=None):
+    """Opens a UTF-8 text file (a leading BOM, as Excel writes, is dropped).
+
+    Every way a path can fail to be a readable text file is an
+    `AnnotationError` naming it.
+    """
+    path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as file:
-            yield from enumerate(file, start=1)
+        file = open(path, encoding="utf-8-sig", newline=newline)
     except FileNotFoundError:
-        raise AnnotationError(f"{path}: annotation file not found.") from None
-    except UnicodeDecodeError as error:
-        raise AnnotationError(f"{path}: not UTF-8 text ({error}).") from None
+        raise AnnotationError(f"{path}: {what} not found.") from None
+    except IsADirectoryError:
+        raise AnnotationError(
+            f"{path}: is a directory; give the {what} inside it."
+        ) from None
+    except OSError as error:
+        raise AnnotationError(
+            f"{path}: cannot open the {what} ({error.strerror or error})."
+        ) from None
+    with file:
+        try:
+            yield file
+        except UnicodeDecodeError as error:
+            raise AnnotationError(
+                f"{path}: not UTF-8 text ({error}); save it as UTF-8."
+            ) from None
+        except OSError as error:
+            raise AnnotationError(
+                f"{path}: cannot read the {what} ({error.strerror or error})."
+            ) from None
+
+
+def _lines(path, what="annotation file"):
+    with _open_text(path, what) as file:
+        yield from enumerate(file, start=1)
 
 
 def read_space_separated(path, video_root=""):
@@ -147,8 +186,8 @@ def read_epic_kitchens(path, video_root="", extension=".mp4"):
             raise AnnotationError(
                 f"{where}: expected 'narration_id,verb_class,noun_class', got {text!r}."
             )
-        if line_number == 1 and not (fields[1].isdigit() and fields[2].isdigit()):
-            continue  # header
+        if line_number == 1 and not (_is_integer(fields[1]) or _is_integer(fields[2])):
+            continue  # a header: neither class field is a number
         label = {
             "verb": _parse_int(fields[1], "verb class", where),
             "noun": _parse_int(fields[2], "noun class", where),
@@ -197,6 +236,8 @@ def read_csv_annotations(path, video_root="", class_names=None):
                 f"{where}: {len(row)} fields but the header has {len(columns)}."
             )
         values = dict(zip(columns, (field.strip() for field in row), strict=True))
+        if not values["path"]:
+            raise AnnotationError(f"{where}: the path field is empty.")
         label_text = values["label"]
         if label_text in name_to_index:
             label = name_to_index[label_text]
@@ -215,16 +256,16 @@ def read_csv_annotations(path, video_root="", class_names=None):
     return records
 
 
-def _csv_rows(path):
-    try:
-        with open(path, encoding="utf-8", newline="") as file:
-            reader = csv.reader(file)
+def _csv_rows(path, what="annotation file"):
+    with _open_text(path, what, newline="") as file:
+        reader = csv.reader(file)
+        try:
             for row in reader:
                 yield reader.line_num, row
-    except FileNotFoundError:
-        raise AnnotationError(f"{path}: annotation file not found.") from None
-    except (csv.Error, UnicodeDecodeError) as error:
-        raise AnnotationError(f"{path}: unreadable CSV ({error}).") from None
+        except csv.Error as error:
+            raise AnnotationError(
+                f"{path}:{reader.line_num}: unreadable CSV ({error})."
+            ) from None
 
 
 def read_annotations(path, format, video_root="", **kwargs):
@@ -278,7 +319,11 @@ def read_class_names(path):
         return _class_names_from_json(path)
     if path.endswith(".csv"):
         return _class_names_from_csv(path)
-    lines = [(number, line.strip()) for number, line in _lines(path) if line.strip()]
+    lines = [
+        (number, line.strip())
+        for number, line in _lines(path, "class-name file")
+        if line.strip()
+    ]
     matches = [_INDEXED_NAME.match(text) for _, text in lines]
     if lines and all(matches):
         indices = [int(match.group(1)) for match in matches]
@@ -298,21 +343,19 @@ def read_class_names(path):
 
 
 def _class_names_from_json(path):
-    try:
-        with open(path, encoding="utf-8") as file:
+    with _open_text(path, "class-name file") as file:
+        try:
             content = json.load(file)
-    except FileNotFoundError:
-        raise AnnotationError(f"{path}: class-name file not found.") from None
-    except json.JSONDecodeError as error:
-        raise AnnotationError(
-            f"{path}:{error.lineno}: invalid JSON ({error.msg})."
-        ) from None
+        except json.JSONDecodeError as error:
+            raise AnnotationError(
+                f"{path}:{error.lineno}: invalid JSON ({error.msg})."
+            ) from None
     if isinstance(content, list):
         return [str(name) for name in content]
     if isinstance(content, dict):
         try:
-            by_index = {int(index): name for name, index in content.items()}
-        except (TypeError, ValueError):
+            by_index = {int(index): str(name) for name, index in content.items()}
+        except (TypeError, ValueError, OverflowError):
             raise AnnotationError(
                 f"{path}: expected a mapping of class name to integer index."
             ) from None
@@ -325,7 +368,7 @@ def _class_names_from_json(path):
 
 
 def _class_names_from_csv(path):
-    rows = _csv_rows(path)
+    rows = _csv_rows(path, "class-name file")
     header_number, header = next(rows, (None, None))
     if header is None:
         raise AnnotationError(f"{path}:1: empty class-name file.")
@@ -340,11 +383,15 @@ def _class_names_from_csv(path):
         )
     by_index = {}
     for line_number, row in rows:
-        if not row:
+        if not any(field.strip() for field in row):
             continue
-        values = dict(zip(columns, row, strict=False))
         where = f"{path}:{line_number}"
-        by_index[_parse_int(values.get("id", ""), "id", where)] = values[
+        if len(row) < len(columns):
+            raise AnnotationError(
+                f"{where}: {len(row)} fields but the header has {len(columns)}."
+            )
+        values = dict(zip(columns, row, strict=False))
+        by_index[_parse_int(values["id"].strip(), "id", where)] = values[
             name_column
         ].strip()
     if sorted(by_index) != list(range(len(by_index))):

@@ -4,7 +4,11 @@ The audio experts need 16 kHz mono. `AudioReader.read` decodes only the part
 of the track around the requested window (plus a small margin so that the
 AAC decoder's overlap-add has warmed up), resamples it with FFmpeg's
 swresample at the native channel layout, and downmixes by averaging the
-channels. Times are presentation times in seconds, the same clock as
+channels. Resampled audio is taken as interleaved (packed) samples: PyAV's
+conversion of planar frames with 8 or more channels (7.1 and wider) reads
+past its plane table and crashes the process, packed frames have one plane
+whatever the layout. A track whose decoded samples are not finite (NaN or
+Inf in a float codec) is a decode error, never fed to a model. Times are presentation times in seconds, the same clock as
 `VideoReader.frame_times`, so an audio window can be aligned with a clip.
 """
 
@@ -61,6 +65,12 @@ class AudioReader(MediaReader):
         self._time_base = float(self._stream.time_base)
         self.native_sample_rate = self._stream.codec_context.sample_rate
         self.num_channels = self._stream.codec_context.channels
+        if not self.native_sample_rate or not self.num_channels:
+            raise AudioDecodeError(
+                f"{self.path}: the audio stream declares {self.native_sample_rate} "
+                f"Hz and {self.num_channels} channels, so it cannot be decoded; "
+                "re-encode it (e.g. `ffmpeg -i in.mp4 -c:v copy -c:a aac out.mp4`)."
+            )
         self.start_time = (self._stream.start_time or 0) * self._time_base
         self.duration = self._track_duration()
 
@@ -117,7 +127,7 @@ class AudioReader(MediaReader):
         if end <= self.start_time or start >= self.end_time or num_samples <= 0:
             return window
         decode_from = max(start - _DECODE_MARGIN_S, self.start_time)
-        resampler = self._av.AudioResampler(format="fltp", rate=self.sample_rate)
+        resampler = self._av.AudioResampler(format="flt", rate=self.sample_rate)
         chunks, first_time = [], None
         for frame in self._decode_from(decode_from):
             frame_time = frame.pts * self._time_base
@@ -125,15 +135,21 @@ class AudioReader(MediaReader):
                 continue  # the seek landed earlier than needed
             if first_time is None:
                 first_time = frame_time
-            chunks.extend(out.to_ndarray() for out in resampler.resample(frame))
+            chunks.extend(_mono(out) for out in self._resample(resampler, frame))
             if frame_time >= end + _DECODE_MARGIN_S:
                 break
-        chunks.extend(out.to_ndarray() for out in resampler.resample(None))
+        chunks.extend(_mono(out) for out in self._resample(resampler, None))
         if first_time is None or not chunks:
             return window
         # swresample keeps the first output sample aligned with the first
         # input sample, so sample k of `decoded` sits at first_time + k / sr.
-        decoded = np.concatenate(chunks, axis=1).mean(axis=0)
+        decoded = np.concatenate(chunks)
+        if not np.isfinite(decoded).all():
+            raise AudioDecodeError(
+                f"{self.path}: the audio track holds non-finite samples (NaN or "
+                "Inf), so it cannot be used. Re-encode the audio (e.g. `ffmpeg -i "
+                "in.mp4 -c:v copy -c:a aac out.mp4`) or drop the file."
+            )
         offset = int(round((start - first_time) * self.sample_rate))
         source_start, target_start = max(offset, 0), max(-offset, 0)
         length = min(decoded.shape[0] - source_start, num_samples - target_start)
@@ -142,6 +158,16 @@ class AudioReader(MediaReader):
                 source_start : source_start + length
             ]
         return window
+
+    def _resample(self, resampler, frame):
+        try:
+            return resampler.resample(frame)
+        except (self._av.FFmpegError, ValueError) as error:
+            raise AudioDecodeError(
+                f"{self.path}: the audio cannot be resampled to "
+                f"{self.sample_rate} Hz ({error}); re-encode it (e.g. `ffmpeg -i "
+                "in.mp4 -c:v copy -c:a aac out.mp4`)."
+            ) from error
 
     def _decode_from(self, time):
         """Yields decoded frames (with timestamps) from `time` onwards."""
@@ -163,6 +189,12 @@ class AudioReader(MediaReader):
             f"{self.native_sample_rate} Hz, {self.num_channels} ch, "
             f"{self.duration:.3f}s"
         )
+
+
+def _mono(frame):
+    """A packed resampled frame as mono float32: the mean of its channels."""
+    channels = frame.layout.nb_channels
+    return frame.to_ndarray().reshape(-1, channels).mean(axis=1, dtype=np.float32)
 
 
 def read_audio_window(

@@ -12,6 +12,7 @@ so a batch fits the model without filtering.
 import numpy as np
 
 from keras_ca2st.data import fbank as fbank_lib
+from keras_ca2st.data.errors import AudioDecodeError, VideoDecodeError
 from keras_ca2st.data.sampling import audio_time_intervals, video_time_intervals
 from keras_ca2st.data.transforms import (
     CROP_RATIO,
@@ -83,7 +84,9 @@ class ClipTransform:
         inputs = dict(clip_inputs)
         if self.spec.has_video:
             inputs["video"] = self.frames(clip.frames, rng, crop_index)
-        return {name: inputs[name] for name in self.spec.inputs}
+        inputs = {name: inputs[name] for name in self.spec.inputs}
+        check_finite(inputs, clip.path)
+        return inputs
 
     def clip_inputs(self, clip, rng=None):
         """The inputs that every crop of a clip shares: audio and time intervals."""
@@ -148,6 +151,23 @@ class ClipTransform:
             name: np.zeros(shape, np.float32)
             for name, shape in self.spec.input_shapes().items()
         }
+
+
+def check_finite(inputs, path):
+    """Raises the decode error of `path` if an input holds NaN or Inf.
+
+    The last guard before a model: whatever a decoder let through (a float
+    audio codec's NaN samples, a broken time stamp), a batch never carries
+    non-finite values; the dataset counts the file as a bad sample instead.
+    """
+    for name, value in inputs.items():
+        if not np.isfinite(value).all():
+            error = AudioDecodeError if name == "audio" else VideoDecodeError
+            raise error(
+                f"{path}: its {name!r} input holds non-finite values (NaN or Inf), "
+                "so the file cannot be used as it is; re-encode it or drop it from "
+                "the annotation file."
+            )
 
 
 def evaluation_view_inputs(decoder, transform, record, view, clip_cache):

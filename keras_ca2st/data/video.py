@@ -7,6 +7,15 @@ then, for the requested frame indices, seeks to the nearest keyframe and
 decodes forward only as far as needed. Frame indices and timestamps come from
 the real presentation timestamps, so variable-frame-rate files are indexed
 correctly.
+
+Two things the container decides are handled here rather than left to the
+caller. Seeking: some containers (MPEG-TS) seek by decoding timestamps and
+would land one group of pictures late if asked for a keyframe's presentation
+time, so the reader seeks to the keyframe's decoding time, and steps back one
+keyframe at a time when a seek still lands after the frame it needs.
+Orientation: phones store portrait video as landscape frames plus a display
+rotation; frames are returned as a player shows them (rotated by multiples of
+90 degrees; the mirror flips of a display matrix are not applied).
 """
 
 import bisect
@@ -33,13 +42,15 @@ class VideoReader(MediaReader):
 
     Attributes:
         num_frames: number of frames in the file.
+        rotation: display rotation in degrees, counter-clockwise (0, 90, 180
+            or 270), applied to the returned frames.
         frame_times: float64 `(num_frames,)` presentation time of each frame
             in seconds (from the container's timestamps, so variable frame
             rates are exact).
         frame_durations: float64 `(num_frames,)` display duration of each
             frame in seconds.
         fps: average frame rate.
-        height, width: frame size in pixels.
+        height, width: frame size in pixels, as displayed (after rotation).
         num_decoded_frames: frames decoded so far (seeking keeps this far
             below `num_frames`).
 
@@ -62,6 +73,9 @@ class VideoReader(MediaReader):
     def _open(self):
         self._open_stream(self.decoder_threads)
         self._build_index()
+        self.rotation = self._display_rotation()
+        if self.rotation in (90, 270):
+            self.height, self.width = self.width, self.height
 
     # === Index ===
 
@@ -78,7 +92,7 @@ class VideoReader(MediaReader):
         self.width = self._stream.codec_context.width
 
     def _build_index(self):
-        pts, durations, keyframe_pts = [], [], []
+        pts, durations, keyframe_pts, keyframe_seek = [], [], [], {}
         try:
             for packet in self._container.demux(self._stream):
                 if packet.size == 0:  # flush packet at end of stream
@@ -92,6 +106,10 @@ class VideoReader(MediaReader):
                     )
                 if packet.is_keyframe:
                     keyframe_pts.append(int(timestamp))
+                    # Seeking to the decoding time never lands after the
+                    # keyframe, whichever timestamp the container seeks by.
+                    seek_to = packet.dts if packet.dts is not None else timestamp
+                    keyframe_seek[int(timestamp)] = min(int(seek_to), int(timestamp))
                 # Packets an edit list cuts away (files trimmed without
                 # re-encoding) are decoded but never shown: seek points, not
                 # frames.
@@ -115,6 +133,7 @@ class VideoReader(MediaReader):
         self._pts = np.asarray(pts, dtype=np.int64)[order]
         self._pts_to_index = {int(p): i for i, p in enumerate(self._pts)}
         self._keyframe_pts = sorted(keyframe_pts) or [int(self._pts[0])]
+        self._keyframe_seek = keyframe_seek
         time_base = float(self._time_base)
         self.num_frames = len(self._pts)
         self.frame_times = self._pts * time_base
@@ -172,9 +191,27 @@ class VideoReader(MediaReader):
             return np.zeros((0, self.height, self.width, 3), dtype=np.uint8)
         return np.stack(frames)
 
-    def _keyframe_before(self, pts):
-        position = bisect.bisect_right(self._keyframe_pts, pts) - 1
+    def _display_rotation(self):
+        """The stream's display rotation (0, 90, 180, 270), read off its first
+        frame (PyAV exposes the display matrix per frame)."""
+        try:
+            self._container.seek(
+                self._seek_timestamp(int(self._pts[0])),
+                stream=self._stream,
+                backward=True,
+            )
+            frame = next(self._container.decode(self._stream), None)
+        except self._av.FFmpegError:
+            return 0  # the first read reports a damaged start with its frame
+        degrees = getattr(frame, "rotation", 0) or 0
+        return int(round(degrees / 90.0)) % 4 * 90
+
+    def _keyframe_before(self, pts, steps_back=0):
+        position = bisect.bisect_right(self._keyframe_pts, pts) - 1 - steps_back
         return self._keyframe_pts[max(position, 0)]
+
+    def _seek_timestamp(self, keyframe_pts):
+        return self._keyframe_seek.get(keyframe_pts, keyframe_pts)
 
     def _decode_pts(self, wanted):
         """Decodes the frames whose pts are in the sorted list `wanted`."""
@@ -188,18 +225,31 @@ class VideoReader(MediaReader):
             # Decode forward when the target is in the GOP being decoded (or
             # in the next ones with no keyframe in between); otherwise seeking
             # to its keyframe is cheaper than decoding everything between.
-            if (
+            seek = (
                 frames is None
                 or last_pts is None
                 or target <= last_pts
                 or self._keyframe_before(target) > last_pts
-            ):
-                frames = self._seek(target)
-                last_pts = None
-            for frame in self._frames_until(frames, target):
-                last_pts = frame.pts
-                if frame.pts in wanted_pts and frame.pts not in decoded:
-                    decoded[frame.pts] = frame.to_ndarray(format="rgb24")
+            )
+            steps_back = 0
+            while True:
+                if seek:
+                    frames = self._seek(target, steps_back)
+                    last_pts = None
+                first_pts = None
+                for frame in self._frames_until(frames, target):
+                    first_pts = frame.pts if first_pts is None else first_pts
+                    last_pts = frame.pts
+                    if frame.pts in wanted_pts and frame.pts not in decoded:
+                        decoded[frame.pts] = self._to_rgb(frame)
+                overshot = seek and first_pts is not None and first_pts > target
+                if target in decoded or not overshot:
+                    break
+                # The seek landed after the target: one keyframe earlier.
+                if self._keyframe_before(target, steps_back) == self._keyframe_pts[0]:
+                    break
+                steps_back += 1
+                seek = True
             if target not in decoded:
                 raise VideoDecodeError(
                     f"{self.path}: frame {self._pts_to_index[target]} (t="
@@ -208,10 +258,18 @@ class VideoReader(MediaReader):
                 )
         return decoded
 
-    def _seek(self, target):
+    def _to_rgb(self, frame):
+        image = frame.to_ndarray(format="rgb24")
+        if self.rotation:
+            # np.rot90 turns counter-clockwise, as the display matrix does.
+            image = np.ascontiguousarray(np.rot90(image, self.rotation // 90))
+        return image
+
+    def _seek(self, target, steps_back=0):
+        keyframe = self._keyframe_before(target, steps_back)
         try:
             self._container.seek(
-                self._keyframe_before(target),
+                self._seek_timestamp(keyframe),
                 stream=self._stream,
                 backward=True,
                 any_frame=False,

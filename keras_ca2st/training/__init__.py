@@ -11,60 +11,57 @@
   is the `fit` epoch), `build_before_fit`, `training_callbacks`.
 - `distribution`: `setup_distribution` (JAX DataParallel, torch DDP,
   TensorFlow MirroredStrategy).
-- `recipe`: `Recipe` and `fit_with_recipe`, the one training entry point of
-  `ca2st train` and `ca2st demo`.
+- `recipe`: `Recipe`, the settings of a run (no Keras import: the CLI
+  declares its flags from it); `fit`: `compile_with_recipe` and
+  `fit_with_recipe`, the one training entry point of `ca2st train` and
+  `ca2st demo`.
+
+Names are imported on first use (`keras_ca2st.lazy`); `import keras_ca2st`
+imports them all, which registers the Keras classes a saved model needs.
 - `keras_internals`: the private Keras hooks the above rely on, checked
   against the Keras versions they were written for.
 """
 
-from keras_ca2st.training.checkpointing import (
-    DatasetEpoch,
-    TrainingState,
-    build_before_fit,
-    read_training_state,
-    training_callbacks,
-)
-from keras_ca2st.training.distribution import (
-    KINDS as DISTRIBUTION_KINDS,
-)
-from keras_ca2st.training.distribution import (
-    DistributionContext,
-    TorchDataParallelCallback,
-    setup_distribution,
-    shard_indices,
-)
-from keras_ca2st.training.evaluation import (
-    ActionAccuracyCallback,
-    MultiViewResult,
-    average_view_softmax,
-    balance_report,
-    classification_scores,
-    evaluate_multiview,
-)
-from keras_ca2st.training.losses import SmoothedCrossEntropy, classification_loss
-from keras_ca2st.training.metrics import (
-    ActionAccuracy,
-    TopKAccuracy,
-    classification_metrics,
-    harmonic_mean,
-)
-from keras_ca2st.training.optimizer import (
-    LayerDecayAdamW,
-    build_optimizer,
-    infer_num_layers,
-    layer_index,
-    layer_scale,
-    precision_policy,
-    uses_weight_decay,
-)
-from keras_ca2st.training.recipe import (
-    Recipe,
-    compile_with_recipe,
-    fit_with_recipe,
-    monitored_metric,
-)
-from keras_ca2st.training.schedules import (
-    WarmupCosineDecay,
-    effective_batch_size,
-    scaled_learning_rate,
+from keras_ca2st.lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "ActionAccuracy": "metrics",
+        "ActionAccuracyCallback": "evaluation",
+        "DISTRIBUTION_KINDS": "recipe",
+        "DatasetEpoch": "checkpointing",
+        "DistributionContext": "distribution",
+        "LayerDecayAdamW": "optimizer",
+        "MultiViewResult": "evaluation",
+        "Recipe": "recipe",
+        "SmoothedCrossEntropy": "losses",
+        "TopKAccuracy": "metrics",
+        "TorchDataParallelCallback": "distribution",
+        "TrainingState": "checkpointing",
+        "WarmupCosineDecay": "schedules",
+        "average_view_softmax": "evaluation",
+        "balance_report": "evaluation",
+        "build_before_fit": "checkpointing",
+        "build_optimizer": "optimizer",
+        "classification_loss": "losses",
+        "classification_metrics": "metrics",
+        "classification_scores": "evaluation",
+        "compile_with_recipe": "fit",
+        "effective_batch_size": "schedules",
+        "evaluate_multiview": "evaluation",
+        "fit_with_recipe": "fit",
+        "harmonic_mean": "metrics",
+        "infer_num_layers": "optimizer",
+        "layer_index": "optimizer",
+        "layer_scale": "optimizer",
+        "monitored_metric": "fit",
+        "precision_policy": "recipe",
+        "read_training_state": "checkpointing",
+        "scaled_learning_rate": "schedules",
+        "setup_distribution": "distribution",
+        "shard_indices": "distribution",
+        "training_callbacks": "checkpointing",
+        "uses_weight_decay": "optimizer",
+    },
 )

@@ -57,8 +57,9 @@ import numpy as np
 
 from keras_ca2st.data.views import shard_indices
 from keras_ca2st.training.keras_internals import transform_gradients_before_apply
+from keras_ca2st.training.recipe import DISTRIBUTION_KINDS
 
-KINDS = ("none", "data-parallel", "jax-data-parallel", "torch-ddp", "tf-mirrored")
+KINDS = DISTRIBUTION_KINDS
 BACKEND_KINDS = {
     "jax": "jax-data-parallel",
     "torch": "torch-ddp",

@@ -60,14 +60,6 @@ NO_WEIGHT_DECAY_NAMES = frozenset(
         "distillation_token",
     }
 )
-PRECISION_POLICIES = {
-    "fp32": "float32",
-    "float32": "float32",
-    "bf16": "mixed_bfloat16",
-    "mixed_bfloat16": "mixed_bfloat16",
-    "fp16": "mixed_float16",
-    "mixed_float16": "mixed_float16",
-}
 
 
 def layer_index(path, num_layers):
@@ -126,25 +118,6 @@ def uses_weight_decay(path, shape):
     if len(shape) <= 1:
         return False
     return path.split("/")[-1] not in NO_WEIGHT_DECAY_NAMES
-
-
-def precision_policy(name):
-    """The Keras dtype policy for a precision flag (`fp32`, `bf16`, `fp16`).
-
-    Pass it as `dtype=` to `from_preset` / the backbone; with `"mixed_float16"`
-    also build the optimizer with `loss_scale=True`.
-
-    Example:
-
-    >>> precision_policy("bf16")
-    'mixed_bfloat16'
-    """
-    key = str(name).lower()
-    if key not in PRECISION_POLICIES:
-        raise ValueError(
-            f"Unknown precision {name!r}; expected one of {sorted(PRECISION_POLICIES)}."
-        )
-    return PRECISION_POLICIES[key]
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")

@@ -8,32 +8,11 @@ from keras_ca2st.models.ca2st.cross_expert_encoder import (
     deserialize_expert,
 )
 from keras_ca2st.models.encoder_arguments import pop_arguments, saved_arguments
-
-OPTIONAL_INPUTS = ("video_times", "audio_times")
-
-
-class OptionalTimeInputs:
-    """Lets callers leave out the optional time inputs of a functional model.
-
-    Keras functional models expect every input key; left-out optional inputs
-    are passed on as `None` so the model falls back to their defaults.
-    """
-
-    def __call__(self, inputs, *args, **kwargs):
-        return super().__call__(
-            with_optional_inputs(inputs, self.input), *args, **kwargs
-        )
-
-    # `training` is named so that Keras sees the model takes it and `fit` passes
-    # `training=True` (drop path, dropout).
-    def call(self, inputs, training=None, mask=None):
-        return super().call(
-            with_optional_inputs(inputs, self.input), training=training, mask=mask
-        )
+from keras_ca2st.models.named_inputs import OPTIONAL_INPUTS, NamedInputs
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")
-class CA2STBackbone(OptionalTimeInputs, Backbone):
+class CA2STBackbone(NamedInputs, Backbone):
     """Frozen experts exchanging information through B-CA, as one Keras model.
 
     The same class builds CAST (spatial + temporal), CAVA (spatial + audio), CA²ST
@@ -128,19 +107,6 @@ class CA2STBackbone(OptionalTimeInputs, Backbone):
         config = super().get_config()
         config.update(saved_arguments(self.encoder))
         return config
-
-
-def with_optional_inputs(inputs, model_inputs):
-    """Left-out optional inputs of the model are passed as `None` (defaults)."""
-    if isinstance(inputs, dict) and isinstance(model_inputs, dict):
-        missing = {
-            name: None
-            for name in OPTIONAL_INPUTS
-            if name in model_inputs and name not in inputs
-        }
-        if missing:
-            return {**inputs, **missing}
-    return inputs
 
 
 def _expert_with_dtype(expert, dtype):

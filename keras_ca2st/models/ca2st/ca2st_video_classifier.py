@@ -4,17 +4,15 @@ import keras
 from keras_hub.models import Task
 
 from keras_ca2st.fusion.adapter import BottleneckAdapter
-from keras_ca2st.models.ca2st.ca2st_backbone import (
-    CA2STBackbone,
-    OptionalTimeInputs,
-)
+from keras_ca2st.models.ca2st.ca2st_backbone import CA2STBackbone
+from keras_ca2st.models.named_inputs import NamedInputs
 from keras_ca2st.models.task_base import PreparedInputsTask
 
 EK100_HEAD_SOURCES = {"noun": "spatial", "verb": "temporal"}
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")
-class VideoClassifier(OptionalTimeInputs, PreparedInputsTask, Task):
+class VideoClassifier(NamedInputs, PreparedInputsTask, Task):
     """A classifier on `CA2STBackbone` features.
 
     Single label (`num_classes=int`): every expert's pooled feature passes a last

@@ -5,10 +5,11 @@ from keras_hub.models import Backbone
 
 from keras_ca2st.models.encoder_arguments import pop_arguments, saved_arguments
 from keras_ca2st.models.lavish.lavish_encoder import LAVISHEncoder
+from keras_ca2st.models.named_inputs import NamedInputs
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")
-class LAVISHBackbone(Backbone):
+class LAVISHBackbone(NamedInputs, Backbone):
     """[LAVISH](https://arxiv.org/abs/2212.07983) as a Keras model.
 
     One frozen ViT expert, shared by frames and spectrogram: CLIP ViT-B/16 as in

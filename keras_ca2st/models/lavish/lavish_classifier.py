@@ -4,13 +4,14 @@ import keras
 from keras_hub.models import Task
 
 from keras_ca2st.models.lavish.lavish_backbone import LAVISHBackbone
+from keras_ca2st.models.named_inputs import NamedInputs
 from keras_ca2st.models.task_base import PreparedInputsTask
 
 HEADS = ("classification", "localization")
 
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")
-class LAVISH(PreparedInputsTask, Task):
+class LAVISH(NamedInputs, PreparedInputsTask, Task):
     """LAVISH classifier: `concat(audio, visual) → Linear(2C, 512) → Linear(512, K)`.
 
     `head="localization"` gives per-time-step logits `(batch, T, K)` (AVE: 10
