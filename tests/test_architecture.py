@@ -33,6 +33,7 @@ ALLOWED = {
     "training": {"data", "models", "lazy"},
     "benchmarks": {"kernels", "experts", "data", "models", "presets", "training"},
     "cli": {
+        "root",  # `keras_ca2st.load_all()`: what a command that runs models needs
         "version",
         "experts",
         "data",
@@ -115,7 +116,9 @@ def _is_lazy_exports_call(node):
 
 def _submodule(value):
     """The submodule of a `lazy_exports` entry: `"name"` or `("name", attribute)`."""
-    return ast.literal_eval(value if not isinstance(value, ast.Tuple) else value.elts[0])
+    return ast.literal_eval(
+        value if not isinstance(value, ast.Tuple) else value.elts[0]
+    )
 
 
 def room(module):
@@ -181,3 +184,24 @@ def test_no_room_imports_a_room_above_it(graph):
         and room(target) not in ALLOWED[room(module)]
     )
     assert violations == []
+
+
+def test_no_lazily_exported_name_is_also_a_submodule():
+    # Importing a submodule binds its name on the package, hiding a lazily
+    # exported function of the same name (`from pkg import f` would return
+    # the module `pkg.f`).
+    modules = package_modules()
+    clashes = []
+    for name, (path, is_package) in modules.items():
+        if not is_package:
+            continue
+        with open(path, encoding="utf-8") as file:
+            tree = ast.parse(file.read(), path)
+        for node in ast.walk(tree):
+            if _is_lazy_exports_call(node):
+                clashes += [
+                    f"{name}.{key.value}"
+                    for key in node.args[1].keys
+                    if f"{name}.{key.value}" in modules
+                ]
+    assert clashes == []

@@ -26,9 +26,11 @@ JSON; flags on the command line win).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+import tempfile
 import time
 
 from keras_ca2st.cli import evaluate, predict, train
@@ -294,20 +296,46 @@ def chosen_backend():
         return "tensorflow"
 
 
+# Lines TensorFlow's native logging prints when it is imported (CUDA probing,
+# oneDNN notices), before any Python logging is set up.
+TENSORFLOW_START_UP_LINES = (
+    "I0000 ",
+    "W0000 ",
+    "WARNING: All log messages before absl::InitializeLog()",
+    "To enable the following instructions:",
+)
+
+
+@contextlib.contextmanager
 def quiet_unchosen_backends():
-    """Hides TensorFlow's start-up log lines unless TensorFlow is the backend.
+    """Drops TensorFlow's start-up log lines unless TensorFlow is the backend.
 
     keras-hub imports TensorFlow whenever it is installed, and TensorFlow's
-    native logging (CUDA probing, oneDNN notices) would print under
-    `KERAS_BACKEND=torch` or `jax` too. Errors still show; an explicit
-    `TF_CPP_MIN_LOG_LEVEL` wins.
+    native (absl) logging writes to the process's stderr directly, ignoring
+    `TF_CPP_MIN_LOG_LEVEL`, under `KERAS_BACKEND=torch` or `jax` too. Native
+    stderr is captured while Keras and the models are imported; every other
+    line is written back.
     """
-    if chosen_backend() != "tensorflow":
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if chosen_backend() == "tensorflow":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            for line in captured.read().decode("utf-8", "replace").splitlines():
+                if not line.startswith(TENSORFLOW_START_UP_LINES):
+                    print(line, file=sys.stderr)
 
 
 def main(argv=None):
-    quiet_unchosen_backends()
     try:
         args = parse_args(build_parser(), argv)
     except CLIError as error:  # a bad --config file
@@ -316,7 +344,8 @@ def main(argv=None):
     if args.command not in LIGHT_COMMANDS:
         import keras_ca2st
 
-        keras_ca2st.load_all()  # Keras classes and the preset resolver
+        with quiet_unchosen_backends():
+            keras_ca2st.load_all()  # Keras classes and the preset resolver
     try:
         return args.handler(args)
     except CLIError as error:

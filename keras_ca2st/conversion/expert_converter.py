@@ -1,7 +1,7 @@
 """The protocol every expert converter follows, and the steps they share.
 
-An expert converter (`convert_clip.CLIP`, `convert_videomae.VIDEOMAE`,
-`convert_ast.AST`) is one `ExpertConverter`: which expert it builds, how to
+An expert converter (`clip_converter.CLIP`, `videomae_converter.VIDEOMAE`,
+`ast_converter.AST`) is one `ExpertConverter`: which expert it builds, how to
 read that expert's arguments off a checkpoint, and how to copy the tensors.
 Everything around those three — reading the source, checking an existing
 expert against the checkpoint, building, tracking unused keys — is written
@@ -32,7 +32,7 @@ class ExpertConverter:
 
     Example:
     ```python
-    from keras_ca2st.conversion.convert_clip import CLIP
+    from keras_ca2st.conversion.clip_converter import CLIP
     expert = CLIP.convert("clip-vit-base-patch16/", num_frames=16)
     CLIP.load(other_expert, read_checkpoint("clip-vit-base-patch16/"))
     ```

@@ -1,9 +1,9 @@
 """Any expert from any of its checkpoints: the converter picked by expert class."""
 
-from keras_ca2st.conversion.convert_ast import AST
-from keras_ca2st.conversion.convert_clip import CLIP
-from keras_ca2st.conversion.convert_videomae import VIDEOMAE
+from keras_ca2st.conversion.ast_converter import AST
+from keras_ca2st.conversion.clip_converter import CLIP
 from keras_ca2st.conversion.errors import ConversionError
+from keras_ca2st.conversion.videomae_converter import VIDEOMAE
 
 EXPERT_CONVERTERS = {
     converter.expert_class.__name__: converter for converter in (CLIP, VIDEOMAE, AST)

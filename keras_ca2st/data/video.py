@@ -9,10 +9,11 @@ the real presentation timestamps, so variable-frame-rate files are indexed
 correctly.
 
 Two things the container decides are handled here rather than left to the
-caller. Seeking: some containers (MPEG-TS) seek by decoding timestamps and
-would land one group of pictures late if asked for a keyframe's presentation
-time, so the reader seeks to the keyframe's decoding time, and steps back one
-keyframe at a time when a seek still lands after the frame it needs.
+caller. Seeking: a seek to a keyframe's presentation time lands on that
+keyframe in MP4 and Matroska, but one group of pictures late in containers
+that seek by decoding time (MPEG-TS). When a seek lands after the frame it
+needs, the reader seeks to the keyframe's decoding time instead (and does so
+from then on for that file), then steps back one keyframe at a time.
 Orientation: phones store portrait video as landscape frames plus a display
 rotation; frames are returned as a player shows them (rotated by multiples of
 90 degrees; the mirror flips of a display matrix are not applied).
@@ -133,7 +134,8 @@ class VideoReader(MediaReader):
         self._pts = np.asarray(pts, dtype=np.int64)[order]
         self._pts_to_index = {int(p): i for i, p in enumerate(self._pts)}
         self._keyframe_pts = sorted(keyframe_pts) or [int(self._pts[0])]
-        self._keyframe_seek = keyframe_seek
+        self._keyframe_dts = keyframe_seek
+        self._seeks_by_decoding_time = False
         time_base = float(self._time_base)
         self.num_frames = len(self._pts)
         self.frame_times = self._pts * time_base
@@ -196,7 +198,7 @@ class VideoReader(MediaReader):
         frame (PyAV exposes the display matrix per frame)."""
         try:
             self._container.seek(
-                self._seek_timestamp(int(self._pts[0])),
+                self._keyframe_dts.get(self._keyframe_pts[0], self._keyframe_pts[0]),
                 stream=self._stream,
                 backward=True,
             )
@@ -210,8 +212,20 @@ class VideoReader(MediaReader):
         position = bisect.bisect_right(self._keyframe_pts, pts) - 1 - steps_back
         return self._keyframe_pts[max(position, 0)]
 
-    def _seek_timestamp(self, keyframe_pts):
-        return self._keyframe_seek.get(keyframe_pts, keyframe_pts)
+    def _seek_point(self, target, attempt):
+        """`(timestamp, keyframe)` of seek attempt `attempt` for frame `target`.
+
+        Attempt 0 seeks to the keyframe's presentation time, unless this
+        file already showed that its container seeks by decoding time; each
+        later attempt uses the decoding time, one keyframe further back.
+        """
+        if not self._seeks_by_decoding_time:
+            if attempt == 0:
+                keyframe = self._keyframe_before(target)
+                return keyframe, keyframe
+            attempt -= 1
+        keyframe = self._keyframe_before(target, steps_back=attempt)
+        return self._keyframe_dts.get(keyframe, keyframe), keyframe
 
     def _decode_pts(self, wanted):
         """Decodes the frames whose pts are in the sorted list `wanted`."""
@@ -231,10 +245,11 @@ class VideoReader(MediaReader):
                 or target <= last_pts
                 or self._keyframe_before(target) > last_pts
             )
-            steps_back = 0
+            attempt = 0
             while True:
                 if seek:
-                    frames = self._seek(target, steps_back)
+                    timestamp, keyframe = self._seek_point(target, attempt)
+                    frames = self._seek(timestamp)
                     last_pts = None
                 first_pts = None
                 for frame in self._frames_until(frames, target):
@@ -245,10 +260,14 @@ class VideoReader(MediaReader):
                 overshot = seek and first_pts is not None and first_pts > target
                 if target in decoded or not overshot:
                     break
-                # The seek landed after the target: one keyframe earlier.
-                if self._keyframe_before(target, steps_back) == self._keyframe_pts[0]:
+                # The seek landed after the target: by decoding time, then
+                # one keyframe earlier at a time.
+                if attempt == 0 and not self._seeks_by_decoding_time:
+                    self._seeks_by_decoding_time = True
+                elif keyframe == self._keyframe_pts[0]:
                     break
-                steps_back += 1
+                else:
+                    attempt += 1
                 seek = True
             if target not in decoded:
                 raise VideoDecodeError(
@@ -265,11 +284,10 @@ class VideoReader(MediaReader):
             image = np.ascontiguousarray(np.rot90(image, self.rotation // 90))
         return image
 
-    def _seek(self, target, steps_back=0):
-        keyframe = self._keyframe_before(target, steps_back)
+    def _seek(self, timestamp):
         try:
             self._container.seek(
-                self._seek_timestamp(keyframe),
+                timestamp,
                 stream=self._stream,
                 backward=True,
                 any_frame=False,
