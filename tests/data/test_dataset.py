@@ -470,3 +470,64 @@ def test_evaluation_shards_give_every_video_to_one_rank(av_videos, tmp_path):
     assert labels.tolist() == [1, 1, 3, 3]
     with pytest.raises(ValueError, match="shard_index"):
         _dataset(records, tmp_path, num_shards=2, shard_index=2)
+
+
+def test_a_folder_of_good_and_broken_files_trains_and_counts_the_broken_ones(
+    av_videos, tmp_path, capsys
+):
+    from tests.bad_inputs.corpus import aac, damaged, encode, h264, tone
+
+    nan_samples = tone(16000 * 4, 16000, 1)
+    nan_samples[20000:20100] = np.nan
+    video = h264(width=SIZE, height=SIZE, frames=100)
+    readable = {  # unusual but valid: decoded, not skipped
+        "surround_7_1.mp4": encode(
+            tmp_path / "surround_7_1.mp4",
+            video=video,
+            audio=aac(rate=48000, layout="7.1", channels=8, seconds=4.0),
+        ),
+        "stream.ts": encode(
+            tmp_path / "stream.ts",
+            container_format="mpegts",
+            video=video,
+            audio=aac(seconds=4.0),
+        ),
+    }
+    broken = {
+        "nan_audio.mkv": encode(
+            tmp_path / "nan_audio.mkv",
+            video=video,
+            audio={
+                "codec": "pcm_f32le",
+                "rate": 16000,
+                "layout": "mono",
+                "samples": nan_samples,
+            },
+        ),
+        "half.mp4": damaged(av_videos[0].path, tmp_path / "half.mp4", "truncate:0.3"),
+        "noise.mp4": damaged(av_videos[0].path, tmp_path / "noise.mp4", "zero_header"),
+    }
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    broken["empty.mp4"] = str(tmp_path / "empty.mp4")
+    records = av_videos + [
+        VideoRecord(path, label % 4)
+        for label, path in enumerate([*readable.values(), *broken.values()])
+    ]
+    train = _dataset(records, tmp_path, batch_size=2, audio_frames=100)
+    for index in range(len(train)):
+        inputs, _ = train[index]
+        assert all(np.isfinite(value).all() for value in inputs.values())
+    model = _tiny_audio_visual_model(4)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    train.set_epoch(1)
+    history = model.fit(
+        train, epochs=1, shuffle=False, callbacks=[BadSampleReport(train)], verbose=0
+    )
+    assert np.isfinite(history.history["loss"]).all()
+    skipped = {os.path.basename(entry["path"]) for entry in train.bad_sample_entries()}
+    assert skipped == set(broken)
+    printed = capsys.readouterr().out
+    assert f"from {len(broken)} file(s) in training data" in printed

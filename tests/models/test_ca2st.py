@@ -393,3 +393,34 @@ def test_fit_on_arrays_shuffles_instead_of_building_an_unshuffled_pipeline():
             inputs, np.array([0, 1, 0, 1]), batch_size=2, epochs=1, verbose=0
         )
     assert not [w for w in caught if "will be ignored" in str(w.message)]
+
+
+def test_inputs_are_matched_by_name_and_other_keys_ignored():
+    # A CAST fed the batch of a CA²ST pipeline: the fbank comes first in the
+    # dict and must not be taken for the video. (Equal up to rounding: XLA
+    # compiles the two calls as different graphs.)
+    keras.utils.set_random_seed(0)
+    backbone = CA2STBackbone(
+        experts=tiny_experts(names=["spatial", "temporal"]),
+        pairs=[{"experts": ["spatial", "temporal"]}],
+        cross_attention_heads=2,
+    )
+    model = CAST(backbone, num_classes=3)
+    randomize(model, seed=1)
+    video = random_inputs(backbone, batch=2)["video"]
+    expected = to_numpy(model.predict({"video": video}, verbose=0))
+    rng = np.random.default_rng(3)
+    audio_visual_batch = {
+        "audio": rng.standard_normal((2, 66, 128)).astype("float32"),
+        "audio_times": rng.uniform(0, 1, (2, 2, 2)).astype("float32"),
+        "video": video,
+        "video_times": rng.uniform(0, 1, (2, 2, 2)).astype("float32"),
+    }
+    assert_allclose(to_numpy(model.predict(audio_visual_batch, verbose=0)), expected)
+    assert_allclose(to_numpy(model(audio_visual_batch)), expected)
+    assert_allclose(
+        to_numpy(backbone(audio_visual_batch)["spatial"]),
+        to_numpy(backbone({"video": video})["spatial"]),
+    )
+    with pytest.raises(ValueError, match=r"needs the input\(s\) \['video'\]"):
+        model.predict({"audio": audio_visual_batch["audio"]}, verbose=0)

@@ -8,6 +8,8 @@ logits recorded when it was written.
 """
 
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -65,3 +67,22 @@ def test_a_trained_model_saved_before_the_redesign_keeps_its_optimizer():
         moment, _ = adam_slots(optimizer, variable_index(optimizer, variable))
         np.testing.assert_array_equal(to_numpy(moment), expected[path], err_msg=path)
     assert max(np.abs(expected[p]).max() for p in expected.files) > 0
+
+
+@pytest.mark.skipif(
+    keras.config.backend() != "torch",
+    reason="class registration does not depend on the backend: run once",
+)
+def test_import_keras_ca2st_is_enough_to_load_a_trained_model():
+    # A fresh process: the model, its optimizer, schedule, loss and metrics
+    # are all classes of ours that `import keras_ca2st` must register.
+    code = (
+        "import keras, keras_ca2st\n"
+        f"m = keras.saving.load_model({os.path.join(HERE, 'ca2st_trained.keras')!r})\n"
+        "print(type(m).__name__, type(m.optimizer).__name__, type(m.loss).__name__)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["CA2ST", "LayerDecayAdamW", "SmoothedCrossEntropy"]
