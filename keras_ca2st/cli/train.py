@@ -215,6 +215,10 @@ def run_training(args):
     if not args.train_annotations:
         raise CLIError("give --train-annotations FILE (flag or config key).")
     for path in (args.train_annotations, args.val_annotations):
+        if path and os.path.isdir(path):
+            raise CLIError(
+                f"{path}: is a directory; give the annotation file inside it."
+            )
         if path and not os.path.isfile(path):
             raise CLIError(f"{path}: annotation file not found.")
     data_recipe = dataset_recipe(args.dataset) if args.dataset else None
