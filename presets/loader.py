@@ -21,10 +21,17 @@ MODEL_CLASSES = {"CAST": CAST, "CAVA": CAVA, "CA2ST": CA2ST, "LAVISH": LAVISH}
 # Backbone arguments a caller may override: any of them for a random-weight
 # build, only those that leave the weights' shapes alone with pretrained ones.
 BACKBONE_OVERRIDES = {
-    VideoClassifier: ("dtype", "drop_path_rate", "fusion", "bottleneck_ratio", "pairs"),
+    VideoClassifier: (
+        "dtype",
+        "drop_path_rate",
+        "gradient_checkpointing",
+        "fusion",
+        "bottleneck_ratio",
+        "pairs",
+    ),
     LAVISH: ("dtype",),
 }
-WEIGHT_PRESERVING_OVERRIDES = ("dtype", "drop_path_rate")
+WEIGHT_PRESERVING_OVERRIDES = ("dtype", "drop_path_rate", "gradient_checkpointing")
 
 
 def _family(task_class):
@@ -88,14 +95,15 @@ def load_preset(task_class, preset, load_weights=True, **kwargs):
     fixed = sorted(set(overrides) - set(WEIGHT_PRESERVING_OVERRIDES))
     if fixed:
         raise ValueError(
-            f"{fixed} change the shapes of pretrained weights; only dtype and "
-            "drop_path_rate can be overridden with load_weights=True."
+            f"{fixed} change the shapes of pretrained weights; only "
+            f"{', '.join(WEIGHT_PRESERVING_OVERRIDES)} can be overridden with "
+            "load_weights=True."
         )
     if weights_kind(spec) == "fine_tuned":
         if "drop_path_rate" in overrides:
             raise ValueError(
                 f"The fine-tuned preset {preset!r} keeps its drop_path_rate; "
-                "only dtype can be overridden."
+                "only dtype and gradient_checkpointing can be overridden."
             )
         directory = pretrained_preset_dir(preset, spec)
         return model_class.from_preset_dir(directory, True, **overrides, **kwargs)

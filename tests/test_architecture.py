@@ -24,7 +24,7 @@ ALLOWED = {
     "version": set(),
     "lazy": set(),
     "kernels": set(),
-    "experts": set(),
+    "experts": {"kernels"},  # the fused-attention switch (`kernels/config.py`)
     "data": {"lazy"},
     "fusion": {"experts", "kernels"},
     "models": {"experts", "fusion", "data"},

@@ -122,3 +122,36 @@ def randomize(model, seed=0, scale=0.1):
     rng = np.random.default_rng(seed)
     for weight in model.weights:
         weight.assign(rng.standard_normal(weight.shape).astype("float32") * scale)
+
+
+def value_and_gradients(loss_fn, variables):
+    """`(loss, [gradient of each variable])` of `loss_fn()` on the active backend.
+
+    `loss_fn` takes no argument and returns a scalar computed from the layers
+    that own `variables` (trainable Keras variables).
+    """
+    backend = keras.config.backend()
+    if backend == "torch":
+        for variable in variables:
+            variable.value.grad = None
+        loss = loss_fn()
+        loss.backward()
+        loss = loss.detach()
+        grads = [variable.value.grad for variable in variables]
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = loss_fn()
+        grads = tape.gradient(loss, [variable.value for variable in variables])
+    else:
+        import jax
+
+        def pure(values):
+            mapping = list(zip(variables, values, strict=True))
+            with keras.StatelessScope(state_mapping=mapping):
+                return loss_fn()
+
+        # Compiled: op-by-op JAX is slow on a whole model.
+        loss, grads = jax.jit(jax.value_and_grad(pure))([v.value for v in variables])
+    return to_numpy(loss), [to_numpy(g) for g in grads]

@@ -54,27 +54,62 @@ def _shrink(spec):
     return backbone
 
 
-def model_worker(model_name, batch, steps, tiny):
-    """Runs in a subprocess with KERAS_BACKEND set; prints one JSON line."""
-    import keras
-    import numpy as np
+PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
+
+def benchmark_model(preset, tiny, precision="bf16", gradient_checkpointing="none"):
+    """The model a benchmark trains: `preset` (e.g. `"cast_base"`) with random
+    weights and 400 classes, or its two-block width-64 version (`tiny`)."""
     from keras_ca2st import models
     from keras_ca2st.presets import load_preset_spec
 
-    backend = keras.config.backend()
-    policy = "mixed_bfloat16"
-    preset = f"{model_name}_base"
-    model_cls = getattr(models, load_preset_spec(preset)["model_class"])
+    policy = PRECISIONS[precision]
+    spec = load_preset_spec(preset)
+    model_cls = getattr(models, spec["model_class"])
     if tiny:
         backbone = models.CA2STBackbone(
-            **_shrink(load_preset_spec(preset)), dtype=policy
+            **_shrink(spec),
+            dtype=policy,
+            gradient_checkpointing=gradient_checkpointing,
         )
-        model = model_cls(backbone=backbone, num_classes=10)
-    else:
-        model = model_cls.from_preset(
-            preset, num_classes=400, load_weights=False, dtype=policy
-        )
+        return model_cls(backbone=backbone, num_classes=10)
+    return model_cls.from_preset(
+        preset,
+        num_classes=400,
+        load_weights=False,
+        dtype=policy,
+        gradient_checkpointing=gradient_checkpointing,
+    )
+
+
+def model_worker(
+    preset,
+    batch,
+    steps,
+    tiny,
+    precision="bf16",
+    gradient_checkpointing="none",
+    warmup=2,
+    count_flops=False,
+):
+    """Runs in a subprocess with KERAS_BACKEND set; returns the step figures.
+
+    `peak` is the peak memory of the timed steps (the warm-up, which builds
+    the optimizer and compiles, is left out where the device can reset its
+    counter: CUDA). With `count_flops` (torch), `flops` is what one training
+    step executes, counted by `torch.utils.flop_counter`: the forward, the
+    activation gradients and the gradients of the trainable weights only.
+    """
+    import keras
+    import numpy as np
+
+    backend = keras.config.backend()
+    model = benchmark_model(
+        preset if preset.endswith("_base") else f"{preset}_base",
+        tiny,
+        precision,
+        gradient_checkpointing,
+    )
     model.compile()
     rng = np.random.default_rng(0)
     shapes = model.backbone.encoder.input_shapes()
@@ -84,16 +119,41 @@ def model_worker(model_name, batch, steps, tiny):
         if not name.endswith("_times")
     }
     labels = rng.integers(0, 10, size=(batch,))
-    for _ in range(2):  # compile / warm-up
+    for _ in range(warmup):  # compile / warm-up
         model.train_on_batch(inputs, labels)
     sync = _sync_fn(backend)
     sync()
+    _reset_peak(backend)
     start = time.perf_counter()
     for _ in range(steps):
         model.train_on_batch(inputs, labels)
     sync()
     seconds = (time.perf_counter() - start) / steps
-    return dict(clips_per_s=batch / seconds, step_ms=seconds * 1e3, peak=_peak(backend))
+    result = dict(
+        clips_per_s=batch / seconds, step_ms=seconds * 1e3, peak=_peak(backend)
+    )
+    model.predict_on_batch(inputs)  # compile / warm-up
+    sync()
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.predict_on_batch(inputs)
+    sync()
+    result["forward_ms"] = (time.perf_counter() - start) / steps * 1e3
+    if count_flops and backend == "torch":
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:
+            model.train_on_batch(inputs, labels)
+        result["flops"] = counter.get_total_flops()
+    return result
+
+
+def _reset_peak(backend):
+    if backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
 
 
 def _sync_fn(backend):
@@ -216,7 +276,15 @@ def main(argv=None):
 
     if args.worker:
         spec = json.loads(args.worker)
-        result = model_worker(spec["model"], spec["batch"], spec["steps"], args.tiny)
+        result = model_worker(
+            spec["model"],
+            spec["batch"],
+            spec["steps"],
+            args.tiny,
+            precision=spec.get("precision", "bf16"),
+            gradient_checkpointing=spec.get("gradient_checkpointing", "none"),
+            count_flops=spec.get("count_flops", False),
+        )
         print(json.dumps(result))
         return 0
     tiny = args.tiny or not cuda_available()

@@ -10,6 +10,9 @@ in the same run, plus the environment:
 - `ca2st bench data [...]`: decoding, augmentation and fbank throughput of
   the data pipeline, and how many loader workers keep a GPU step fed;
   `keras_ca2st.benchmarks.data`.
+- `ca2st bench memory [...]`: peak training memory per clip of a preset, per
+  gradient-checkpointing mode, and the largest batch that fits a budget,
+  found by running it; `keras_ca2st.benchmarks.memory`.
 
 Arguments after the target go to that benchmark (`ca2st bench data --help`).
 """
@@ -19,6 +22,7 @@ import argparse
 TARGETS = {
     "kernels": "keras_ca2st.benchmarks.attention",
     "data": "keras_ca2st.benchmarks.data",
+    "memory": "keras_ca2st.benchmarks.memory",
 }
 
 
@@ -32,7 +36,8 @@ def _bench(args):
 def add_bench_parser(commands):
     bench = commands.add_parser(
         "bench",
-        help="benchmarks: fused attention kernels and training steps, data loading",
+        help="benchmarks: fused attention kernels and training steps, data loading, "
+        "memory per clip",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -21,6 +21,10 @@ from keras_ca2st.data import RECIPE_NAMES, dataset_recipe
 from keras_ca2st.presets import load_preset_spec
 from keras_ca2st.training import DISTRIBUTION_KINDS, Recipe
 
+# The values of `CrossExpertEncoder(gradient_checkpointing=...)`, mirrored
+# (a test keeps them equal): the flags are declared without importing Keras.
+GRADIENT_CHECKPOINTING = ("none", "frozen", "all")
+
 
 def parse_num_classes(value):
     """`N`, or `HEAD=N,HEAD=N` (EPIC-KITCHENS-100: `verb=97,noun=300`)."""
@@ -70,6 +74,15 @@ def add_parser(commands):
         metavar="N|HEAD=N,...",
         help="classes of a preset's new head(s), e.g. 309 or verb=97,noun=300 "
         "(default: the recipe's, else one per --class-names line)",
+    )
+    flags.add(
+        "--gradient-checkpointing",
+        group=model,
+        choices=GRADIENT_CHECKPOINTING,
+        default="none",
+        help="recompute in the backward pass instead of keeping: the frozen "
+        "experts' attention and MLP (frozen), or whole blocks (all); gradients "
+        "are unchanged, memory drops, steps take longer (CAST / CAVA / CA2ST)",
     )
     flags.add(
         "--random-init",
@@ -345,9 +358,7 @@ def build_model(args, data_recipe, class_names, policy):
                 f"{args.model} has {model.num_classes} classes, but {source} says "
                 f"{wanted}."
             )
-        if policy != "float32":
-            model = _with_dtype_policy(model, policy)
-        return model
+        return _with_backbone_settings(model, args, policy)
     try:
         is_directory = os.path.isdir(args.preset)
         spec = None if is_directory else load_preset_spec(args.preset)
@@ -357,6 +368,13 @@ def build_model(args, data_recipe, class_names, policy):
         kwargs = {} if wanted is None else {"num_classes": wanted}
         if policy != "float32":
             kwargs["dtype"] = policy
+        if args.gradient_checkpointing != "none":
+            if model_class is LAVISH:
+                raise CLIError(
+                    "--gradient-checkpointing is available for CAST, CAVA and "
+                    "CA2ST models, not LAVISH."
+                )
+            kwargs["gradient_checkpointing"] = args.gradient_checkpointing
         return model_class.from_preset(
             args.preset, load_weights=not args.random_init, **kwargs
         )
@@ -364,10 +382,23 @@ def build_model(args, data_recipe, class_names, policy):
         raise CLIError(str(error)) from None
 
 
-def _with_dtype_policy(model, policy):
-    """The same model (same weights) rebuilt with another dtype policy."""
+def _with_backbone_settings(model, args, policy):
+    """The saved model, rebuilt (same weights) with the flags' dtype policy and
+    gradient checkpointing when they differ from its own."""
+    changes = {}
+    if policy != "float32":
+        changes["dtype"] = policy
+    if args.gradient_checkpointing != "none":
+        if not hasattr(model.backbone, "gradient_checkpointing"):
+            raise CLIError(
+                "--gradient-checkpointing is available for CAST, CAVA and CA2ST "
+                "models, not LAVISH."
+            )
+        changes["gradient_checkpointing"] = args.gradient_checkpointing
+    if not changes:
+        return model
     config = model.get_config()
-    config["backbone"]["config"]["dtype"] = policy
+    config["backbone"]["config"].update(changes)
     rebuilt = type(model).from_config(config)
     rebuilt.set_weights(model.get_weights())
     return rebuilt

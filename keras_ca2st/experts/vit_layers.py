@@ -2,10 +2,18 @@
 
 Weight names follow Hugging Face (`query`, `key`, `value`, `out_proj`, `fc1`, `fc2`,
 `layer_norm1`, `layer_norm2`) so converters map checkpoints name by name.
+
+Self-attention goes through `keras.ops.dot_product_attention` on torch and JAX
+(their fused attention), unless fused attention is switched off
+(`keras_ca2st.kernels.set_fused_attention("off")` or
+`KERAS_CA2ST_FUSED_ATTENTION=off`); otherwise, and on TensorFlow, it runs
+`plain_attention`.
 """
 
 import keras
 from keras import ops
+
+from keras_ca2st.kernels.config import fused_attention_mode
 
 
 def quick_gelu(x):
@@ -19,6 +27,33 @@ def exact_gelu(x):
 
 
 ACTIVATIONS = {"quick_gelu": quick_gelu, "gelu": exact_gelu}
+
+
+def uses_fused_attention():
+    """Whether self-attention takes `keras.ops.dot_product_attention`.
+
+    Yes on torch and JAX unless fused attention is off. TensorFlow has no
+    fused kernel behind that op, and its version computes the softmax in the
+    compute dtype (bfloat16 under mixed precision), so it keeps the plain path.
+    """
+    return (
+        keras.config.backend() in ("torch", "jax") and fused_attention_mode() != "off"
+    )
+
+
+def plain_attention(query, key, value, scale):
+    """Softmax attention written out: matmul, fp32 softmax, matmul.
+
+    The reference of the fused path (`keras.ops.dot_product_attention`) and
+    what runs when fused attention is off. Inputs `(batch, tokens, heads,
+    head_dim)`; output likewise.
+    """
+    q = ops.transpose(query, (0, 2, 1, 3)) * ops.cast(scale, query.dtype)
+    k = ops.transpose(key, (0, 2, 3, 1))
+    v = ops.transpose(value, (0, 2, 1, 3))
+    scores = ops.matmul(q, k)
+    weights = ops.cast(ops.softmax(ops.cast(scores, "float32"), axis=-1), v.dtype)
+    return ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
 
 
 def get_activation(name):
@@ -78,15 +113,17 @@ class ViTSelfAttention(keras.layers.Layer):
         batch, length = ops.shape(x)[0], ops.shape(x)[1]
         head_dim = self.hidden_dim // self.num_heads
 
-        def heads(t):
-            t = ops.reshape(t, (batch, length, self.num_heads, head_dim))
-            return ops.transpose(t, (0, 2, 1, 3))
+        def heads(t):  # (batch, tokens, heads, head_dim)
+            return ops.reshape(t, (batch, length, self.num_heads, head_dim))
 
-        q = heads(self.query(x)) * ops.cast(head_dim**-0.5, x.dtype)
-        k, v = heads(self.key(x)), heads(self.value(x))
-        scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))
-        weights = ops.cast(ops.softmax(ops.cast(scores, "float32"), axis=-1), v.dtype)
-        out = ops.transpose(ops.matmul(weights, v), (0, 2, 1, 3))
+        q, k, v = heads(self.query(x)), heads(self.key(x)), heads(self.value(x))
+        if uses_fused_attention():
+            # SDPA (flash / memory-efficient kernels) on torch, cuDNN or XLA
+            # on JAX: neither keeps the (heads, tokens, tokens) scores for the
+            # backward pass.
+            out = ops.dot_product_attention(q, k, v, scale=head_dim**-0.5)
+        else:
+            out = plain_attention(q, k, v, head_dim**-0.5)
         return self.out_proj(ops.reshape(out, (batch, length, self.hidden_dim)))
 
     def get_config(self):

@@ -30,13 +30,26 @@ class DropPath(keras.layers.Layer):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
-    def call(self, x, training=None):
-        if not training or self.rate == 0.0:
-            return x
-        keep = 1.0 - self.rate
-        mask_shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
-        mask = keras.random.uniform(mask_shape, seed=self.seed_generator) < keep
-        return x * ops.cast(mask, x.dtype) / ops.cast(keep, x.dtype)
+    def call(self, x, training=None, keep=None):
+        """`keep`: a mask from `keep_mask` to apply instead of drawing one."""
+        if keep is None:
+            if not training or self.rate == 0.0:
+                return x
+            keep = self.keep_mask(ops.shape(x)[0], len(x.shape))
+        return x * ops.cast(keep, x.dtype) / ops.cast(1.0 - self.rate, x.dtype)
+
+    def keep_mask(self, batch_size, rank=3):
+        """The next per-sample keep mask (1 kept, 0 dropped), shaped to broadcast
+        over a rank-`rank` batch: what `call` draws in training.
+
+        Drawn ahead of a recomputed block (gradient checkpointing), so that
+        the recomputation applies the same mask.
+        """
+        mask_shape = (batch_size,) + (1,) * (rank - 1)
+        if self.rate == 0.0:
+            return ops.ones(mask_shape)
+        uniform = keras.random.uniform(mask_shape, seed=self.seed_generator)
+        return ops.cast(uniform < 1.0 - self.rate, "float32")
 
     def get_config(self):
         config = super().get_config()

@@ -116,13 +116,17 @@ class CrossExpertExchange(keras.layers.Layer):
             layer.build()
         self.built = True
 
-    def call(self, streams, time_codes=None, training=None):
+    def call(self, streams, time_codes=None, training=None, drop_path_keeps=None):
+        """`drop_path_keeps`: one mask per direction (`drop_path_keeps`), used
+        instead of drawing them (a recomputed block, gradient checkpointing)."""
         prefixes, patches = {}, {}
         for name, projection in self.projections.items():
             bottleneck = projection.project(streams[name])
             prefixes[name], patches[name] = split_stream(bottleneck, self.layouts[name])
         updates = {}
-        for spec, layer in zip(self.directions, self.direction_layers, strict=True):
+        for index, (spec, layer) in enumerate(
+            zip(self.directions, self.direction_layers, strict=True)
+        ):
             source, target = spec["source"], spec["target"]
             # The window decides whether it takes flat tokens or the frame grid.
             window = get_window(spec.get("window", "global"))
@@ -137,12 +141,25 @@ class CrossExpertExchange(keras.layers.Layer):
             attended = window.restore(attended, self.layouts[target])
             merged = merge_stream(prefixes[target], attended, self.layouts[target])
             update = self.drop_path(
-                self.projections[target].expand(merged), training=training
+                self.projections[target].expand(merged),
+                training=training,
+                keep=None if drop_path_keeps is None else drop_path_keeps[index],
             )
             updates[target] = (
                 update if target not in updates else updates[target] + update
             )
         return updates
+
+    def drop_path_keeps(self, batch_sizes):
+        """The drop-path masks `call` would draw in training, one per direction.
+
+        Args:
+            batch_sizes: dict stream name → its batch size.
+        """
+        return [
+            self.drop_path.keep_mask(batch_sizes[spec["target"]])
+            for spec in self.directions
+        ]
 
     def get_config(self):
         config = super().get_config()

@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pytest
 
 from keras_ca2st.cli.main import main
@@ -61,3 +62,34 @@ def test_bench_rejects_unknown_targets(capsys):
     with pytest.raises(SystemExit):
         main(["bench", "gpu"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_gpu_check_runs_end_to_end_on_the_cpu_and_says_so(tmp_path):
+    import json
+
+    from keras_ca2st.benchmarks import gpu_check
+
+    report = gpu_check.run_check(str(tmp_path), tiny=True, budget_s=900)
+    written = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert written["sections"].keys() == set(gpu_check.SECTIONS)
+    failed = {n: s["error"] for n, s in report["sections"].items() if "error" in s}
+    assert failed == {}
+    sections = report["sections"]
+    assert sections["kernels"]["all_passed"] and len(sections["kernels"]["rows"]) == 12
+    runs = {row["run"]: row for row in sections["training"]["rows"]}
+    assert set(runs) == {"torch, no fused path", "torch, fused", "jax"}
+    assert all("error" not in row for row in runs.values())
+    assert runs["torch, no fused path"]["flops"] > 0 and "mfu" in runs["jax"]
+    # The memory plan: peaks measured at batch 1 and 2 give the cost per clip;
+    # the largest batch reported was run and stayed within the budget.
+    (plan,) = sections["memory"]["rows"]
+    trials = {int(batch): peak for batch, peak in plan["trials"].items()}
+    assert trials[1] > 0 and trials[2] > 0
+    assert plan["per_clip"] == max(trials[2] - trials[1], 1)
+    largest = plan["largest_batch"]
+    assert largest >= 1 and trials[largest] <= plan["budget_gib"] * 2**30
+    fits = {row["kind"]: row for row in sections["fit"]["rows"]}
+    assert set(fits) == {"torch-ddp", "jax-data-parallel"}
+    assert all(np.isfinite(row["loss"]) for row in fits.values())
+    text = (tmp_path / "gpu_check.md").read_text()
+    assert "NOT GPU figures" in text.splitlines()[2]

@@ -16,6 +16,7 @@ from tests.test_case import (
     run_saved_model_test,
     tiny_experts,
     to_numpy,
+    value_and_gradients,
 )
 
 MODELS = {
@@ -424,3 +425,52 @@ def test_inputs_are_matched_by_name_and_other_keys_ignored():
     )
     with pytest.raises(ValueError, match=r"needs the input\(s\) \['video'\]"):
         model.predict({"audio": audio_visual_batch["audio"]}, verbose=0)
+
+
+@pytest.mark.parametrize("checkpointing", ["frozen", "all"])
+def test_gradient_checkpointing_gives_the_gradients_of_the_plain_run(checkpointing):
+    # Training mode with drop path on: a recomputed block must apply the same
+    # random masks as the first pass.
+    def loss_and_grads(mode):
+        keras.utils.set_random_seed(0)
+        # CAVA: a stream of frames (CLIP: batch × frames) and an audio stream
+        # joined by global windows with time-interval codes.
+        backbone = tiny_backbone(
+            names=("spatial", "audio"), drop_path_rate=0.5, gradient_checkpointing=mode
+        )
+        model = CAVA(backbone, num_classes=3)
+        randomize(model, seed=1)
+        inputs = random_inputs(backbone, batch=4, seed=2)
+        weights = keras.ops.convert_to_tensor(
+            np.random.default_rng(3).standard_normal((4, 3)).astype("float32")
+        )
+        return value_and_gradients(
+            lambda: keras.ops.sum(model(inputs, training=True) * weights),
+            model.trainable_variables,
+        )
+
+    loss, grads = loss_and_grads(checkpointing)
+    expected_loss, expected = loss_and_grads("none")
+    assert abs(loss - expected_loss) <= 1e-5 * max(1.0, abs(expected_loss))
+    assert len(grads) == len(expected) > 50
+    for got, want in zip(grads, expected, strict=True):
+        scale = max(1e-3, float(np.abs(want).max()))
+        assert_allclose(got / scale, want / scale, 2e-5)
+    # The masks are random: the same model with other masks differs.
+    assert any(np.abs(g).max() == 0 for g in expected) or expected_loss != 0
+
+
+def test_gradient_checkpointing_is_saved_and_checked():
+    backbone = tiny_backbone(gradient_checkpointing="frozen")
+    assert backbone.gradient_checkpointing == "frozen"
+    again = CA2STBackbone.from_config(backbone.get_config())
+    assert again.encoder.gradient_checkpointing == "frozen"
+    with pytest.raises(ValueError, match="gradient_checkpointing"):
+        tiny_backbone(gradient_checkpointing="some")
+
+
+def test_the_cli_offers_the_encoders_gradient_checkpointing_modes():
+    from keras_ca2st.cli import train
+    from keras_ca2st.models.ca2st import cross_expert_encoder
+
+    assert train.GRADIENT_CHECKPOINTING == cross_expert_encoder.GRADIENT_CHECKPOINTING

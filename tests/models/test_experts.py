@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -9,12 +10,14 @@ from keras_ca2st.experts.stream_layout import (
     split_stream,
 )
 from keras_ca2st.experts.vit_encoder import sinusoid_position_table
-from keras_ca2st.experts.vit_layers import ViTBlock, quick_gelu
+from keras_ca2st.experts.vit_layers import ViTBlock, ViTSelfAttention, quick_gelu
+from keras_ca2st.kernels import fused_attention
 from tests.test_case import (
     assert_allclose,
     run_layer_serialization_test,
     tiny_experts,
     to_numpy,
+    value_and_gradients,
 )
 
 
@@ -140,3 +143,46 @@ def test_video_experts_reject_bad_geometry():
         CLIPVisionEncoder(image_size=30, patch_size=16)
     with pytest.raises(ValueError, match="tubelet_size"):
         VideoMAEEncoder(num_frames=5, tubelet_size=2)
+
+
+def _attention_run(dtype, mode):
+    """Output and projection gradients of a self-attention layer in `mode`."""
+    keras.utils.set_random_seed(0)
+    layer = ViTSelfAttention(hidden_dim=32, num_heads=4, dtype=dtype)
+    layer.build((None, None, 32))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 37, 32)).astype("float32")
+    cotangent = ops.convert_to_tensor(
+        rng.standard_normal((2, 37, 32)).astype("float32")
+    )
+    with fused_attention(mode):
+        out = to_numpy(ops.cast(layer(x), "float32"))
+        _, grads = value_and_gradients(
+            lambda: ops.sum(ops.cast(layer(x), "float32") * cotangent),
+            layer.trainable_variables,
+        )
+    return [out] + [g.astype("float32") for g in grads]
+
+
+def test_fused_self_attention_equals_the_plain_path():
+    # `keras.ops.dot_product_attention` (SDPA on torch, jax.nn on JAX, the
+    # written-out path on TensorFlow) against `plain_attention`: the output and
+    # the gradients of every projection, float32.
+    for got, want in zip(
+        _attention_run("float32", "auto"), _attention_run("float32", "off"), strict=True
+    ):
+        scale = max(1.0, float(np.abs(want).max()))
+        assert_allclose(got / scale, want / scale, 1e-5)
+
+
+def test_fused_self_attention_in_bfloat16_is_as_close_to_float32_as_the_plain_path():
+    # The numerics contract in mixed precision: fp32 softmax either way, so
+    # the fused path strays from the float32 result no more than the plain.
+    reference = _attention_run("float32", "off")
+    fused = _attention_run("mixed_bfloat16", "auto")
+    plain = _attention_run("mixed_bfloat16", "off")
+    for want, got_fused, got_plain in zip(reference, fused, plain, strict=True):
+        scale = max(1.0, float(np.abs(want).max()))
+        error_fused = float(np.abs(got_fused - want).max()) / scale
+        error_plain = float(np.abs(got_plain - want).max()) / scale
+        assert error_fused <= 2 * error_plain + 2e-3, (error_fused, error_plain)

@@ -17,6 +17,7 @@ from keras_ca2st.fusion.windowed_attention import get_window
 EXPERT_CLASSES = {
     cls.__name__: cls for cls in (CLIPVisionEncoder, VideoMAEEncoder, ASTEncoder)
 }
+GRADIENT_CHECKPOINTING = ("none", "frozen", "all")
 FUSIONS = ("cross_attention", "lateral", "identity", "late_add", "late_concat")
 PLACEMENTS = ("after_adapter", "before_adapter")
 MLP_ADAPTER_SCALE = 0.5
@@ -133,6 +134,13 @@ class CrossExpertEncoder(keras.layers.Layer):
         drop_path_rate: float. Largest drop-path rate, reached in the last block.
         train_experts: bool. Train the experts too (`False`: frozen, as in the
             papers; `True` for experts trained from scratch, e.g. `ca2st demo`).
+        gradient_checkpointing: what the backward pass recomputes instead of
+            keeping (`keras.remat`, on every backend): `"none"`; `"frozen"`,
+            the experts' attention and MLP inside every block (their
+            activations are most of a block's, and they train nothing);
+            `"all"`, every block whole, keeping only the streams between
+            blocks. Gradients are those of `"none"` (drop-path masks are drawn
+            before a recomputed block and reused).
 
     Call arguments:
         inputs: dict with `"video"` and/or `"audio"`, and optionally
@@ -152,10 +160,16 @@ class CrossExpertEncoder(keras.layers.Layer):
         cross_attention_heads=12,
         drop_path_rate=0.0,
         train_experts=False,
+        gradient_checkpointing="none",
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.train_experts = train_experts
+        if gradient_checkpointing not in GRADIENT_CHECKPOINTING:
+            raise ValueError(
+                f"Unknown gradient_checkpointing {gradient_checkpointing!r}; "
+                f"expected one of {GRADIENT_CHECKPOINTING}."
+            )
         if fusion not in FUSIONS:
             raise ValueError(f"Unknown fusion {fusion!r}; expected one of {FUSIONS}.")
         if cross_attention_placement not in PLACEMENTS:
@@ -237,6 +251,7 @@ class CrossExpertEncoder(keras.layers.Layer):
         self.cross_attention_placement = cross_attention_placement
         self.cross_attention_heads = cross_attention_heads
         self.drop_path_rate = drop_path_rate
+        self.gradient_checkpointing = gradient_checkpointing
         self.depth = depth
         self.bottleneck_dim = bottleneck_dim
 
@@ -344,43 +359,78 @@ class CrossExpertEncoder(keras.layers.Layer):
         if self.uses_time_intervals:
             key = "video" if "video" in inputs else "audio"
             time_codes = self._time_codes(inputs, ops.shape(inputs[key])[0])
-        before = self.cross_attention_placement == "before_adapter"
         for i in range(self.depth):
-            attention_out = {
-                name: expert.blocks[i].attention_branch(streams[name])
-                for name, expert in self.experts.items()
-            }
-            exchanged = {}
-            if before:
-                exchanged = {n: streams[n] + h for n, h in attention_out.items()}
-            else:
-                exchanged = {
-                    n: streams[n] + h + self.attention_adapters[n][i](h)
-                    for n, h in attention_out.items()
-                }
-            exchange = self.exchanges[i]
-            updates = (
-                exchange(exchanged, time_codes, training=training) if exchange else {}
-            )
-            for name, expert in self.experts.items():
-                update = updates.get(name)
-                fused = exchanged[name] if update is None else exchanged[name] + update
-                if before:
-                    adapter_in = attention_out[name]
-                    if update is not None:
-                        adapter_in = adapter_in + update
-                    fused = fused + self.attention_adapters[name][i](adapter_in)
-                block = expert.blocks[i]
-                mlp_in = block.mlp_input(fused)
-                adapter = self.mlp_adapters[name][i](mlp_in) * MLP_ADAPTER_SCALE
-                streams[name] = (
-                    fused
-                    + block.mlp(mlp_in)
-                    + self.mlp_drop_paths[i](adapter, training=training)
+            if self.gradient_checkpointing == "all" and training:
+                # Random masks first: the recomputation must draw the same.
+                keeps = self._drop_path_keeps(i, streams)
+                streams = rematerialized(self._block)(
+                    i, streams, time_codes, keeps, training
                 )
+            else:
+                streams = self._block(i, streams, time_codes, training=training)
         return {
             name: expert.pool(streams[name]) for name, expert in self.experts.items()
         }
+
+    def _block(self, i, streams, time_codes, keeps=None, training=None):
+        """Block `i` on every stream; with `keeps`, the drop-path masks to use."""
+        keeps = keeps or {}
+        frozen = self.gradient_checkpointing == "frozen" and training
+        before = self.cross_attention_placement == "before_adapter"
+        attention_out = {
+            name: _maybe_remat(expert.blocks[i].attention_branch, frozen)(streams[name])
+            for name, expert in self.experts.items()
+        }
+        if before:
+            exchanged = {n: streams[n] + h for n, h in attention_out.items()}
+        else:
+            exchanged = {
+                n: streams[n] + h + self.attention_adapters[n][i](h)
+                for n, h in attention_out.items()
+            }
+        exchange = self.exchanges[i]
+        updates = (
+            exchange(
+                exchanged,
+                time_codes,
+                training=training,
+                drop_path_keeps=keeps.get("exchange"),
+            )
+            if exchange
+            else {}
+        )
+        new_streams = {}
+        for name, expert in self.experts.items():
+            update = updates.get(name)
+            fused = exchanged[name] if update is None else exchanged[name] + update
+            if before:
+                adapter_in = attention_out[name]
+                if update is not None:
+                    adapter_in = adapter_in + update
+                fused = fused + self.attention_adapters[name][i](adapter_in)
+            block = expert.blocks[i]
+            mlp_in = block.mlp_input(fused)
+            adapter = self.mlp_adapters[name][i](mlp_in) * MLP_ADAPTER_SCALE
+            new_streams[name] = (
+                fused
+                + _maybe_remat(block.mlp, frozen)(mlp_in)
+                + self.mlp_drop_paths[i](
+                    adapter, training=training, keep=keeps.get(f"mlp_{name}")
+                )
+            )
+        return new_streams
+
+    def _drop_path_keeps(self, i, streams):
+        """Block `i`'s drop-path masks, drawn in the order the block draws them
+        (each stream has its own batch: CLIP's holds every frame)."""
+        batches = {name: ops.shape(stream)[0] for name, stream in streams.items()}
+        keeps = {}
+        exchange = self.exchanges[i]
+        if exchange is not None:
+            keeps["exchange"] = exchange.drop_path_keeps(batches)
+        for name in self.experts:
+            keeps[f"mlp_{name}"] = self.mlp_drop_paths[i].keep_mask(batches[name])
+        return keeps
 
     def get_config(self):
         config = super().get_config()
@@ -394,8 +444,45 @@ class CrossExpertEncoder(keras.layers.Layer):
             cross_attention_heads=self.cross_attention_heads,
             drop_path_rate=self.drop_path_rate,
             train_experts=self.train_experts,
+            gradient_checkpointing=self.gradient_checkpointing,
         )
         return config
+
+
+def _maybe_remat(function, recompute):
+    return keras.remat(function) if recompute else function
+
+
+def rematerialized(function):
+    """`keras.remat` for a function of nested tensors (dicts, `None`s, ints).
+
+    The backends' rematerialization takes and returns flat tensors
+    (`tf.recompute_grad` in particular, which also needs every tensor a
+    gradient must reach among its arguments, not closed over), so the
+    arguments are flattened around it and the output rebuilt.
+    """
+
+    def call(*structure):
+        flat = keras.tree.flatten(structure)
+        tensor_positions = [k for k, leaf in enumerate(flat) if _is_tensor(leaf)]
+        outputs = {}
+
+        def flat_function(*tensors):
+            leaves = list(flat)
+            for position, tensor in zip(tensor_positions, tensors, strict=True):
+                leaves[position] = tensor
+            result = function(*keras.tree.pack_sequence_as(structure, leaves))
+            outputs["structure"] = result
+            return tuple(keras.tree.flatten(result))
+
+        results = keras.remat(flat_function)(*(flat[k] for k in tensor_positions))
+        return keras.tree.pack_sequence_as(outputs["structure"], list(results))
+
+    return call
+
+
+def _is_tensor(value):
+    return hasattr(value, "shape") and hasattr(value, "dtype")
 
 
 def _check_experts(experts):
