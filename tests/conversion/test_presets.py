@@ -199,8 +199,11 @@ def test_from_preset_resolves_converts_caches_and_verifies(preset_env, caplog):
     hidden = preset_env["root"] / "hf_home_hidden"
     os.rename(preset_env["hf_home"], hidden)
     try:
-        again = VideoClassifier.from_preset(PRESET, num_classes=3, drop_path_rate=0.1)
+        again = VideoClassifier.from_preset(
+            PRESET, num_classes=3, drop_path_rate=0.1, gradient_checkpointing="all"
+        )
         assert type(again) is CA2ST and again.backbone.drop_path_rate == 0.1
+        assert again.backbone.encoder.gradient_checkpointing == "all"
         assert len(converted(caplog)) == 1
         assert os.stat(weights).st_mtime_ns == stamp
         errors = feature_errors(again, models, inputs)
@@ -281,7 +284,7 @@ def test_cli_converts_local_official_files_into_the_cache(
 def test_preset_name_errors(preset_env, capsys):
     with pytest.raises(ValueError, match="Registered presets: .*cast_base_k400"):
         CAST.from_preset("cast_huge", num_classes=3)
-    with pytest.raises(ValueError, match="only dtype and drop_path_rate"):
+    with pytest.raises(ValueError, match="only dtype, drop_path_rate, gradient_checkpointing"):
         CA2ST.from_preset(PRESET, num_classes=3, bottleneck_ratio=0.25)
     assert main(["convert", "preset", "no_such_preset"]) == 2
     assert "Registered presets" in capsys.readouterr().err
