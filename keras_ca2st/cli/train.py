@@ -24,6 +24,33 @@ from keras_ca2st.training import DISTRIBUTION_KINDS, Recipe
 # The values of `CrossExpertEncoder(gradient_checkpointing=...)`, mirrored
 # (a test keeps them equal): the flags are declared without importing Keras.
 GRADIENT_CHECKPOINTING = ("none", "frozen", "all")
+# The optimizer flags: (flag, `Recipe` field, type, metavar, help).
+RECIPE_FLAGS = (
+    (
+        "--lr",
+        "base_learning_rate",
+        float,
+        "LR",
+        "base learning rate per 256 samples (peak: LR × global batch / 256)",
+    ),
+    ("--warmup-epochs", "warmup_epochs", float, "N", None),
+    ("--weight-decay", "weight_decay", float, "WD", None),
+    (
+        "--layer-decay",
+        "layer_decay",
+        float,
+        "LD",
+        "per-block learning-rate decay (0.75 video, 0.8 audio-visual)",
+    ),
+    (
+        "--accumulation-steps",
+        "accumulation_steps",
+        int,
+        "N",
+        "batches per optimizer update",
+    ),
+    ("--label-smoothing", "label_smoothing", float, "S", None),
+)
 
 
 def parse_num_classes(value):
@@ -125,57 +152,21 @@ def add_parser(commands):
         default=defaults.batch_size,
         help="global batch (all replicas)",
     )
-    flags.add(
-        "--lr",
-        group=recipe,
-        type=float,
-        default=defaults.base_learning_rate,
-        metavar="LR",
-        help="base learning rate per 256 samples (peak: LR × global batch / 256)",
-    )
-    flags.add(
-        "--warmup-epochs",
-        group=recipe,
-        type=float,
-        default=defaults.warmup_epochs,
-        metavar="N",
-    )
-    flags.add(
-        "--weight-decay",
-        group=recipe,
-        type=float,
-        default=defaults.weight_decay,
-        metavar="WD",
-    )
-    flags.add(
-        "--layer-decay",
-        group=recipe,
-        type=float,
-        default=defaults.layer_decay,
-        metavar="LD",
-        help="per-block learning-rate decay (0.75 video, 0.8 audio-visual)",
-    )
-    flags.add(
-        "--accumulation-steps",
-        group=recipe,
-        type=int,
-        default=defaults.accumulation_steps,
-        metavar="N",
-        help="batches per optimizer update",
-    )
+    for flag, field, kind, metavar, text in RECIPE_FLAGS:
+        flags.add(
+            flag,
+            group=recipe,
+            type=kind,
+            default=getattr(defaults, field),
+            metavar=metavar,
+            help=text,
+        )
     flags.add(
         "--mixed-precision",
         group=recipe,
         choices=("fp32", "bf16", "fp16"),
         default=defaults.mixed_precision,
         help="bf16 or fp16 (with loss scaling) compute; variables stay float32",
-    )
-    flags.add(
-        "--label-smoothing",
-        group=recipe,
-        type=float,
-        default=defaults.label_smoothing,
-        metavar="S",
     )
     flags.add("--seed", group=recipe, type=int, default=defaults.seed, metavar="N")
     run = flags.group("run")
@@ -198,14 +189,12 @@ def recipe_from_args(args):
         return Recipe(
             epochs=args.epochs,
             batch_size=args.batch_size,
-            base_learning_rate=args.lr,
-            warmup_epochs=args.warmup_epochs,
-            weight_decay=args.weight_decay,
-            layer_decay=args.layer_decay,
-            accumulation_steps=args.accumulation_steps,
-            label_smoothing=args.label_smoothing,
             mixed_precision=args.mixed_precision,
             seed=args.seed,
+            **{
+                field: getattr(args, flag[2:].replace("-", "_"))
+                for flag, field, *_ in RECIPE_FLAGS
+            },
         )
     except ValueError as error:
         raise CLIError(str(error)) from None
