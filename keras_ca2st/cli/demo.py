@@ -16,6 +16,7 @@ import time
 import keras
 import numpy as np
 
+from keras_ca2st.cli.runs import RUN_FILE, write_run_info
 from keras_ca2st.data import (
     ClipSpec,
     VideoDataset,
@@ -203,8 +204,9 @@ def run_demo(
 
     Returns:
         dict model name → `{"val_accuracy", "epochs_trained", "val_epochs",
-        "val_accuracy_curve",
-        "trainable_params", "seconds", "cues", "confusion"}`.
+        "val_accuracy_curve", "trainable_params", "seconds", "cues",
+        "confusion", "run_dir"}`; each trained model is saved as a run
+        directory (`runs/<name>/`) that `ca2st predict` takes.
     """
     os.makedirs(output_dir, exist_ok=True)
     start = time.perf_counter()
@@ -261,6 +263,7 @@ def run_demo(
             "seconds": time.perf_counter() - began,
             "cues": DEMO_MODELS[name][1],
             "confusion": confusion.tolist(),
+            "run_dir": save_run(model, name, data.class_names, output_dir),
         }
     print_fn(format_table(results))
     print_fn(f"total {time.perf_counter() - start:.0f}s on {keras.config.backend()}")
@@ -268,6 +271,28 @@ def run_demo(
         json.dump(results, file, indent=2)
     plot_results(results, data.class_names, os.path.join(output_dir, "demo.png"))
     return results
+
+
+def save_run(model, name, class_names, output_dir):
+    """The trained model as a run directory `ca2st predict` and `evaluate`
+    take (`model.keras` + `run.json` with the demo's sampling)."""
+    slug = name.lower().replace("²", "2").replace(" ", "_")
+    run_dir = os.path.join(output_dir, "runs", slug)
+    os.makedirs(run_dir, exist_ok=True)
+    model.save(os.path.join(run_dir, "model.keras"))
+    write_run_info(
+        os.path.join(run_dir, RUN_FILE),
+        {
+            "class_names": list(class_names),
+            "data": {
+                "sampling": "dense",
+                "frame_stride": FRAME_STRIDE,
+                "num_test_clips": 1,
+                "num_test_crops": 1,
+            },
+        },
+    )
+    return run_dir
 
 
 def format_table(results):

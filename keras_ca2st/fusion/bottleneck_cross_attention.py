@@ -10,7 +10,11 @@ from S, keys and values from T) owns one `CrossAttentionDirection`. See CAST
 import keras
 from keras import ops
 
-from keras_ca2st.fusion.windowed_attention import windowed_cross_attention
+from keras_ca2st.fusion.attention_record import active_recorder
+from keras_ca2st.fusion.windowed_attention import (
+    reference_windowed_attention,
+    windowed_cross_attention,
+)
 from keras_ca2st.kernels.windows import get_window
 
 POSITION_EMBEDDINGS = ("none", "learned", "time_interval")
@@ -120,12 +124,23 @@ class CrossAttentionDirection(keras.layers.Layer):
                 )
             query_tokens = query_tokens + ops.cast(query_time_codes, query_tokens.dtype)
             key_tokens = key_tokens + ops.cast(key_time_codes, key_tokens.dtype)
-        attended = windowed_cross_attention(
-            self.query(query_tokens),
-            self.key_value(key_tokens),
-            self._window,
-            self.num_heads,
-        )
+        query, key_value = self.query(query_tokens), self.key_value(key_tokens)
+        recorder = active_recorder()
+        if recorder is None:
+            attended = windowed_cross_attention(
+                query, key_value, self._window, self.num_heads
+            )
+        else:  # the plain path: the only one that computes the weights
+            attended, weights = reference_windowed_attention(
+                query, key_value, self._window, self.num_heads, return_weights=True
+            )
+            recorder.record(
+                self,
+                "cross_attention",
+                weights,
+                query_tokens=query_tokens,
+                key_tokens=key_tokens,
+            )
         return self.out_proj(attended)
 
     def get_config(self):

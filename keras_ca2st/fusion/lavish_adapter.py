@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_ca2st.fusion.attention_record import active_recorder
+
 
 @keras.saving.register_keras_serializable(package="keras_ca2st")
 class GroupedDense(keras.layers.Layer):
@@ -150,9 +152,19 @@ class LAVISHAdapter(keras.layers.Layer):
         latents = ops.broadcast_to(
             latents, (ops.shape(other)[0], self.num_latent_tokens, self.hidden_dim)
         )
-        summary = _softmax_attention(latents, other)
+        summary, summary_weights = _softmax_attention(latents, other)
+        recorder = active_recorder()
+        if recorder is not None:
+            recorder.record(
+                self, "latents_from_other", summary_weights, queries=latents, keys=other
+            )
         latents = latents + summary
-        x = x + ops.cast(self.gate_av, dtype) * _softmax_attention(x, latents)
+        read, read_weights = _softmax_attention(x, latents)
+        if recorder is not None:
+            recorder.record(
+                self, "tokens_from_latents", read_weights, queries=x, keys=latents
+            )
+        x = x + ops.cast(self.gate_av, dtype) * read
         hidden = self.down(self.layer_norm_before(x))
         if self.batch_norms:
             hidden = self.batch_norms[0](hidden, training=training)
@@ -175,7 +187,8 @@ class LAVISHAdapter(keras.layers.Layer):
 
 
 def _softmax_attention(queries, keys):
-    """`softmax(q · kᵀ) · k`: attention whose keys are also its values."""
+    """`softmax(q · kᵀ) · k`, attention whose keys are also its values, and the
+    float32 weights `(batch, queries, keys)`."""
     scores = ops.cast(ops.einsum("bqc,bkc->bqk", queries, keys), "float32")
-    weights = ops.cast(ops.softmax(scores, axis=-1), keys.dtype)
-    return ops.einsum("bqk,bkc->bqc", weights, keys)
+    weights = ops.softmax(scores, axis=-1)
+    return ops.einsum("bqk,bkc->bqc", ops.cast(weights, keys.dtype), keys), weights

@@ -51,20 +51,28 @@ def windowed_cross_attention(query, key_value, window, num_heads):
     return reference_windowed_attention(query, key_value, window, num_heads)
 
 
-def reference_windowed_attention(query, key_value, window, num_heads):
-    """The plain `keras.ops` path of `windowed_cross_attention` (same arguments)."""
+def reference_windowed_attention(
+    query, key_value, window, num_heads, return_weights=False
+):
+    """The plain `keras.ops` path of `windowed_cross_attention` (same arguments).
+
+    With `return_weights=True` it returns `(output, weights)`: the softmax
+    weights of every window, `(W, heads, Lq, Lk)` float32, windows in the order
+    of `window.cut` (the explain feature reads them).
+    """
     window = get_window(window)
     channels = query.shape[-1]
     q, k, v = (
         window.cut(x)
         for x in (query, key_value[..., :channels], key_value[..., channels:])
     )
-    out = _attend(q, k, v, num_heads, channels // num_heads)
-    return window.ungroup(out, query.shape)
+    out, weights = _attend(q, k, v, num_heads, channels // num_heads)
+    out = window.ungroup(out, query.shape)
+    return (out, weights) if return_weights else out
 
 
 def _attend(query, key, value, num_heads, head_dim):
-    """Multi-head softmax attention on `(W, L, C)` windows."""
+    """Multi-head softmax attention on `(W, L, C)` windows: output and weights."""
     windows, q_len, k_len = ops.shape(query)[0], query.shape[1], key.shape[1]
     q = ops.reshape(query, (windows, q_len, num_heads, head_dim))
     k = ops.reshape(key, (windows, k_len, num_heads, head_dim))
@@ -72,7 +80,7 @@ def _attend(query, key, value, num_heads, head_dim):
     scores = ops.einsum("wqhd,wkhd->whqk", q * (head_dim**-0.5), k)
     weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
     out = ops.einsum("whqk,wkhd->wqhd", ops.cast(weights, v.dtype), v)
-    return ops.reshape(out, (windows, q_len, num_heads * head_dim))
+    return ops.reshape(out, (windows, q_len, num_heads * head_dim)), weights
 
 
 def fused_windowed_attention(query, key_value, window, num_heads):

@@ -4,6 +4,8 @@ import json
 import os
 
 from keras_ca2st.cli.main import main
+from keras_ca2st.cli.object_attention import object_attention
+from keras_ca2st.data.synthetic import class_names
 
 
 def test_demo_runs_end_to_end_and_reports(tmp_path, capsys):
@@ -35,6 +37,25 @@ def test_demo_runs_end_to_end_and_reports(tmp_path, capsys):
         assert sum(map(sum, result["confusion"])) == 8
     assert (output / "demo.png").stat().st_size > 10_000
     assert len(os.listdir(output / "data" / "videos")) == 24
+
+    # Each trained model is a run directory that `predict --explain` takes.
+    assert results["CA²ST"]["run_dir"] == str(output / "runs" / "ca2st")
+    video = output / "data" / "videos" / "val_00000.mp4"
+    explain = tmp_path / "explain"
+    argv = ["predict", "--model", results["CA²ST"]["run_dir"], "--json"]
+    assert main([*argv, "--explain", str(explain), str(video)]) == 0
+    predicted = json.loads(capsys.readouterr().out)[0]
+    assert predicted["predictions"][0]["label"] in class_names()
+    summary = json.loads((explain / "val_00000" / "attention.json").read_text())
+    assert "spatial_to_temporal" in summary["figures"]
+    for figure in summary["figures"].values():
+        assert os.path.getsize(figure) > 2000
+
+    # The object is a square of side 0.3 or a disc of radius 0.17 (in frame
+    # widths): ~9% of the frame, whatever the model attends to.
+    share = object_attention(results["CA²ST"]["run_dir"], output / "data")
+    assert share["clips"] == 8 and 0.06 < share["area"] < 0.12
+    assert 0.0 < share["mass"] < 1.0 and sorted(share["per_block"]) == [0, 1]
 
 
 def test_demo_rejects_unknown_models(tmp_path, capsys):
