@@ -31,6 +31,11 @@ ALLOWED = {
     "conversion": {"experts", "models", "lazy"},
     "presets": {"conversion", "models", "version", "lazy"},
     "training": {"data", "models", "lazy"},
+    # Pictures and tables of what models and runs did: attention maps,
+    # timelines, training curves, confusion matrices.
+    "reports": {"data", "models", "training", "lazy"},
+    # A trained model outside Keras: ONNX and SavedModel files.
+    "export": {"data", "models", "training", "lazy"},
     "benchmarks": {"kernels", "experts", "data", "models", "presets", "training"},
     "cli": {
         "root",  # `keras_ca2st.load_all()`: what a command that runs models needs
@@ -42,6 +47,8 @@ ALLOWED = {
         "presets",
         "training",
         "benchmarks",
+        "reports",
+        "export",
     },
 }
 

@@ -35,6 +35,7 @@ LIGHT_INVOCATIONS = [
             "convert",
             "bench",
             "demo",
+            "export",
             "info",
         )
     ],
