@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 
-from keras_ca2st.cli import options, runs
+from keras_ca2st.cli import options, runs, timeline
 from keras_ca2st.cli.config import CLIError
 from keras_ca2st.cli.options import CommandFlags
 from keras_ca2st.data import (
@@ -61,6 +61,15 @@ def add_parser(commands):
     )
     flags.add_shared(options.BATCH_SIZE, help="views per batch")
     flags.add_shared(options.JSON, help="print JSON")
+    flags.add(
+        "--explain",
+        metavar="OUT_DIR",
+        help="also write what the model attended to in each video's centre view: "
+        "a PNG per cross-attention direction (heat maps on the frames, time "
+        "strips, the spectrogram), attention.npz and attention.json in "
+        "OUT_DIR/<video name>/",
+    )
+    timeline.add_flags(flags)
     return flags.finish(handler=run_prediction)
 
 
@@ -69,6 +78,10 @@ def run_prediction(args):
         raise CLIError("give --model RUN_DIR|FILE.keras.")
     if args.top_k < 1:
         raise CLIError(f"--top-k must be at least 1; got {args.top_k}.")
+    if args.timeline:
+        if args.explain:
+            raise CLIError("--explain works on clips; drop it or --timeline.")
+        return timeline.run_timeline(args)
     model, info = runs.load_run(args.model)
     if args.class_names:
         class_names = runs.read_class_names_argument(args.class_names)
@@ -98,6 +111,8 @@ def run_prediction(args):
             results.append({"video": path, "error": message})
             continue
         result = {"video": path, "predictions": top_k(probabilities, args, class_names)}
+        if args.explain:
+            result["explain"] = explain(model, pipeline, path, args, class_names)
         results.append(result)
         if not args.json:
             print(format_result(result), flush=True)
@@ -146,6 +161,22 @@ class VideoViews:
         video_ids = self.sampler.view_record_indices(epoch=0)
         probabilities = average_view_softmax(logits, video_ids, 1)
         return _map(lambda p: p[0], probabilities)
+
+
+def explain(model, pipeline, path, args, class_names):
+    """Writes the attention maps of `path` to `--explain`; returns its directory."""
+    from keras_ca2st.cli.explain import explain_video
+
+    try:
+        written = explain_video(model, pipeline, path, args.explain, class_names)
+    except ValueError as error:
+        raise CLIError(f"--explain: {error}") from None
+    except OSError as error:
+        raise CLIError(
+            f"--explain: cannot write to {args.explain} ({error.strerror}); "
+            "give a writable directory."
+        ) from None
+    return written["directory"]
 
 
 def _map(function, value):
@@ -203,4 +234,6 @@ def format_result(result):
             lines.append(f"  {head}:")
         for rank, entry in enumerate(entries, start=1):
             lines.append(f"  {rank}. {entry['score']:.4f}  {entry['label']}")
+    if "explain" in result:
+        lines.append(f"  attention maps: {result['explain']}")
     return "\n".join(lines)

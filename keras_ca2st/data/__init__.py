@@ -39,6 +39,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "VideoRecord": "annotations",
         "View": "views",
         "ViewSampler": "views",
+        "WindowStream": "timeline",
         "audio_features": "fbank",
         "audio_time_intervals": "sampling",
         "audio_window_start": "audio",

@@ -148,3 +148,36 @@ def test_predict_decodes_transforms_and_scores_the_dataset_views(files):
     assert status == 0, err[-3000:]
     for entry in results[0]["predictions"]:
         assert entry["score"] == pytest.approx(expected[entry["index"]], abs=1e-6)
+
+
+def test_explain_writes_each_direction_s_attention(files, tmp_path):
+    out = tmp_path / "explain"
+    status, results, err = predict_json(
+        files, files.videos["low"], extra=["--views", "1x1", "--explain", out]
+    )
+    assert status == 0, err[-3000:]
+    directory = out / "low"
+    assert results[0]["explain"] == str(directory)
+    summary = json.loads((directory / "attention.json").read_text())
+    # One view: the explained view's top label is the prediction's.
+    assert summary["top_label"] == results[0]["predictions"][0]["label"]
+    names = {entry["name"] for entry in summary["maps"]}
+    assert names == {"spatial_to_audio", "audio_to_spatial"}
+    for name, path in summary["figures"].items():
+        assert name in names
+        assert (directory / path).read_bytes()[:4] == b"\x89PNG"
+    with np.load(directory / "attention.npz") as arrays:
+        assert len(arrays.files) == len(summary["maps"])
+        for key in arrays.files:
+            weights = arrays[key]
+            assert weights.ndim == 4 and np.isfinite(weights).all()
+            np.testing.assert_allclose(weights.sum(axis=-1), 1.0, atol=1e-5)
+
+
+def test_explain_with_a_timeline_is_refused(files, tmp_path):
+    status, out, err = run_cli(
+        ["predict", "--model", files.model, "--timeline", "--explain", tmp_path]
+        + [files.videos["low"]]
+    )
+    assert status != 0 and "--explain works on clips" in err
+    assert "Traceback" not in err
