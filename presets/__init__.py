@@ -8,7 +8,8 @@ The one preset layer of the package, above the models and the converters:
 - `store.py`: the cache of converted presets, their manifests and sha256
   verification;
 - `build.py`: converting a preset's sources once into the cache
-  (`build_preset`, `convert_official_cast_preset`, `pretrained_preset_dir`);
+  (`build_preset`, `convert_official_cast_preset`, `pretrained_preset_dir`),
+  for CAST / CAVA / CA²ST and LAVISH presets alike;
 - `loader.py`: what `CAST.from_preset(...)` / `LAVISH.from_preset(...)` do
   with a name or a directory.
 
@@ -33,6 +34,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "is_registered_preset": "registry",
         "load_preset": "loader",
         "load_preset_spec": "registry",
+        "preset_experts": "build",
         "preset_status": "store",
         "pretrained_preset_dir": "build",
         "register_preset": "registry",

@@ -2,7 +2,8 @@
 
 `pretrained_preset_dir(name)` serves a registered preset from the cache of
 converted weights (see `store.py`). On a miss, an expert preset (CAST, CAVA,
-CA²ST on pretrained CLIP / VideoMAE / AST) fetches its sources through
+CA²ST on pretrained CLIP / VideoMAE / AST; LAVISH on its one shared expert)
+fetches its sources through
 `huggingface_hub` (honouring `HF_HOME`, the HF cache and `HF_HUB_OFFLINE`),
 converts them and caches the result; a fine-tuned preset (the authors' CAST
 checkpoints) has no hub source and must be converted once with
@@ -22,7 +23,7 @@ from keras_ca2st.conversion import (
     read_checkpoint,
 )
 from keras_ca2st.conversion.convert_cast import official_cast_num_classes
-from keras_ca2st.models import CA2STBackbone
+from keras_ca2st.models import CA2STBackbone, LAVISHBackbone
 from keras_ca2st.presets.errors import (
     CorruptPresetError,
     PresetWeightsUnavailableError,
@@ -34,7 +35,15 @@ from keras_ca2st.presets.store import cached_preset_dir, save_preset, verify_pre
 logger = logging.getLogger("keras_ca2st.presets")
 
 HUB_ID = re.compile(r"(?:hf://)?([\w.-]+/[\w.-]+)(?:@([\w./-]+))?")
-SERVED_MODEL_CLASSES = ("CAST", "CAVA", "CA2ST")
+SERVED_MODEL_CLASSES = ("CAST", "CAVA", "CA2ST", "LAVISH")
+# LAVISH's one shared expert goes by the role its class plays in CA²ST, so its
+# source and the `ca2st convert preset` flag read as they do for CAST:
+# `--spatial` for CLIP, `--temporal` for VideoMAE, `--audio` for AST.
+SHARED_EXPERT_ROLES = {
+    "CLIPVisionEncoder": "spatial",
+    "VideoMAEEncoder": "temporal",
+    "ASTEncoder": "audio",
+}
 
 
 def _check_served(name, spec):
@@ -43,6 +52,30 @@ def _check_served(name, spec):
             f"Preset {name!r} is a {spec['model_class']} preset; converted weights "
             f"are available for {', '.join(SERVED_MODEL_CLASSES)} presets."
         )
+
+
+def preset_experts(spec):
+    """Dict expert name → expert config of a preset spec, in backbone order."""
+    if spec["model_class"] != "LAVISH":
+        return dict(spec["backbone"]["experts"])
+    encoder = spec["backbone"]["encoder"]
+    class_name = encoder.get("class_name", "").rpartition(">")[2]
+    if class_name not in SHARED_EXPERT_ROLES:
+        raise ConversionError(
+            f"No converter for a LAVISH encoder of type {class_name!r}; expected "
+            f"one of {', '.join(SHARED_EXPERT_ROLES)}."
+        )
+    return {SHARED_EXPERT_ROLES[class_name]: encoder}
+
+
+def _backbone_with_experts(spec):
+    """A random-weight backbone of `spec` and dict expert name → its expert layer."""
+    if spec["model_class"] == "LAVISH":
+        backbone = LAVISHBackbone(**spec["backbone"])
+        (name,) = preset_experts(spec)
+        return backbone, {name: backbone.lavish_encoder.encoder}
+    backbone = CA2STBackbone(**spec["backbone"])
+    return backbone, dict(backbone.encoder.experts)
 
 
 def weights_kind(spec):
@@ -110,7 +143,8 @@ def build_preset(name, sources=None, output_dir=None, allow_torchscript=False):
     """Convert the experts of registered preset `name` and save the preset.
 
     Args:
-        name: a registered expert preset, e.g. `"ca2st_base"`.
+        name: a registered expert preset, e.g. `"ca2st_base"` or
+            `"lavish_clip_base"`.
         sources: optional dict expert name → checkpoint file, Hugging Face
             directory or hub id (`org/name[@revision]`); experts left out use
             the preset's registered hub source.
@@ -129,7 +163,7 @@ def build_preset(name, sources=None, output_dir=None, allow_torchscript=False):
             f"Preset {name!r} is a fine-tuned checkpoint; convert it with "
             f"`ca2st convert official-cast CHECKPOINT.pth --preset {name}`."
         )
-    experts = list(spec["backbone"]["experts"])
+    experts = list(preset_experts(spec))
     sources = dict(sources or {})
     unknown = sorted(set(sources) - set(experts))
     if unknown:
@@ -161,8 +195,8 @@ def build_preset(name, sources=None, output_dir=None, allow_torchscript=False):
         ", ".join(f"{k}: {describe_source(v)}" for k, v in records.items()),
         directory,
     )
-    backbone = CA2STBackbone(**spec["backbone"])
-    for expert_name, expert in backbone.encoder.experts.items():
+    backbone, expert_layers = _backbone_with_experts(spec)
+    for expert_name, expert in expert_layers.items():
         load_expert_weights(expert, checkpoints[expert_name])
     return save_preset(backbone, directory, name, spec, records)
 

@@ -11,7 +11,7 @@ the models (`import keras_ca2st` does).
 
 import os
 
-from keras_ca2st.models import CA2ST, CAST, CAVA, LAVISH, CA2STBackbone, VideoClassifier
+from keras_ca2st.models import CA2ST, CAST, CAVA, LAVISH, VideoClassifier
 from keras_ca2st.models.task_base import set_preset_resolver
 from keras_ca2st.presets.build import pretrained_preset_dir, weights_kind
 from keras_ca2st.presets.registry import available_presets, load_preset_spec
@@ -75,11 +75,6 @@ def load_preset(task_class, preset, load_weights=True, **kwargs):
         return load_directory(task_class, os.fspath(preset), load_weights, **kwargs)
     spec = load_preset_spec(preset)
     model_class = _model_class(task_class, preset, spec)
-    if load_weights and model_class is LAVISH:
-        raise ValueError(
-            f"Pretrained weights for {preset!r} are not bundled with this "
-            "version; call from_preset(..., load_weights=False)."
-        )
     task = spec.get("task", {})
     if "num_classes" not in kwargs and "num_classes" not in task:
         raise ValueError(
@@ -107,8 +102,9 @@ def load_preset(task_class, preset, load_weights=True, **kwargs):
             )
         directory = pretrained_preset_dir(preset, spec)
         return model_class.from_preset_dir(directory, True, **overrides, **kwargs)
+    # Pretrained experts (a LAVISH's shared one included), fresh heads.
     directory = pretrained_preset_dir(preset, spec)
-    backbone = CA2STBackbone.from_preset(directory, **overrides)
+    backbone = model_class.backbone_cls.from_preset(directory, **overrides)
     return model_class(backbone=backbone, **{**task, **kwargs})
 
 

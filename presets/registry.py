@@ -1,14 +1,18 @@
 """The registry of named presets: the JSON specs in `presets/` plus runtime ones.
 
 A spec records:
-- `model_class` (`CAST`, `CAVA`, `CA2ST`) and a `description`;
-- `backbone`: the `CA2STBackbone` arguments (the architecture);
-- `task` (fine-tuned presets): the classifier arguments, e.g. `num_classes`;
+- `model_class` (`CAST`, `CAVA`, `CA2ST`, `LAVISH`) and a `description`;
+- `backbone`: the `CA2STBackbone` (or `LAVISHBackbone`) arguments (the
+  architecture);
+- `task`: classifier arguments, e.g. `num_classes` (fine-tuned presets) or
+  LAVISH's `head`;
 - `weights`: `kind` — `"experts"` (pretrained experts, freshly initialised
-  fusion) or `"fine_tuned"` (a whole trained model) — and `sources`: per expert a
-  Hugging Face `repo_id`, `revision`, candidate weight `files` and `config`, with
-  the `official` release (URL, file, format) as an alternative; for fine-tuned
-  presets one `checkpoint` with its download location;
+  fusion or adapters) or `"fine_tuned"` (a whole trained model) — and
+  `sources`: per expert a Hugging Face `repo_id`, `revision`, candidate weight
+  `files` and `config`, with the `official` release (URL, file, format) as an
+  alternative (LAVISH's shared expert goes by its role: `spatial` for CLIP,
+  `temporal` for VideoMAE, `audio` for AST); for fine-tuned presets one
+  `checkpoint` with its download location;
 - `preprocessing`: frames, sampling, mean/std, audio features.
 """
 

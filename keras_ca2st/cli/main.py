@@ -20,6 +20,9 @@ Commands:
                              multi-view top-1 / top-5
     ca2st predict --model RUN_DIR VIDEO [VIDEO ...]
                              top-5 labels with scores for video files
+    ca2st export --model RUN_DIR --format onnx|saved_model OUT [--check-video FILE]
+                             write the model as ONNX or a SavedModel and check
+                             it against Keras predict
 
 train, evaluate and predict also read their flags from `--config FILE` (TOML or
 JSON; flags on the command line win).
@@ -33,7 +36,7 @@ import sys
 import tempfile
 import time
 
-from keras_ca2st.cli import evaluate, predict, train
+from keras_ca2st.cli import evaluate, export, predict, train
 from keras_ca2st.cli.bench import add_bench_parser
 from keras_ca2st.cli.config import CLIError, parse_args
 
@@ -51,9 +54,7 @@ def _presets(args):
 
     for name in available_presets():
         spec = load_preset_spec(name)
-        # Converted weights are served for the B-CA models (CAST, CAVA, CA2ST).
-        served = spec["model_class"] in ("CAST", "CAVA", "CA2ST")
-        status = f"[{preset_status(name) if served else 'n/a'}]"
+        status = f"[{preset_status(name)}]"
         print(f"{name:<20} {spec['model_class']:<6} {status:<13} {spec['description']}")
     print(f"converted-preset cache: {cache_root()}")
     return 0
@@ -213,6 +214,7 @@ def build_parser():
     train.add_parser(commands)
     evaluate.add_parser(commands)
     predict.add_parser(commands)
+    export.add_parser(commands)
     return parser
 
 
@@ -234,12 +236,15 @@ def _add_convert_parser(commands):
     kinds = convert.add_subparsers(dest="kind", required=True)
     preset = kinds.add_parser(
         "preset",
-        help="a registered expert preset (cast_base, cava_base, ca2st_base)",
+        help="a registered expert preset (cast_base, cava_base, ca2st_base, "
+        "lavish_clip_base, lavish_clip_base_qa)",
         description="Convert the experts of a registered preset. Without --output "
         "the preset goes to the converted-preset cache ($KERAS_CA2ST_CACHE, else "
         "~/.cache/keras_ca2st), where from_preset(NAME) finds it. Experts without "
         "a source argument use the preset's Hugging Face source (downloaded, or "
-        "from the HF cache; HF_HOME and HF_HUB_OFFLINE apply).",
+        "from the HF cache; HF_HOME and HF_HUB_OFFLINE apply). A LAVISH preset's "
+        "one shared expert takes the flag of its kind: --spatial for CLIP "
+        "(lavish_clip_base).",
     )
     preset.add_argument("name", help="registered preset, e.g. ca2st_base")
     preset.add_argument("--spatial", metavar="SRC", help="CLIP: " + SOURCE_HELP)

@@ -14,12 +14,21 @@ import numpy as np
 import pytest
 import torch
 
-from keras_ca2st import CA2ST, CAST, CA2STBackbone, VideoClassifier
+from keras_ca2st import (
+    CA2ST,
+    CAST,
+    LAVISH,
+    ASTEncoder,
+    CA2STBackbone,
+    VideoClassifier,
+)
 from keras_ca2st.cli.main import main
+from keras_ca2st.conversion import load_expert_weights, read_checkpoint
 from keras_ca2st.presets import (
     PresetWeightsUnavailableError,
-    available_presets,
     cached_preset_dir,
+    load_preset_spec,
+    preset_experts,
     register_preset,
     unregister_preset,
 )
@@ -284,30 +293,40 @@ def test_cli_converts_local_official_files_into_the_cache(
 def test_preset_name_errors(preset_env, capsys):
     with pytest.raises(ValueError, match="Registered presets: .*cast_base_k400"):
         CAST.from_preset("cast_huge", num_classes=3)
-    with pytest.raises(ValueError, match="only dtype, drop_path_rate, gradient_checkpointing"):
+    with pytest.raises(
+        ValueError, match="only dtype, drop_path_rate, gradient_checkpointing"
+    ):
         CA2ST.from_preset(PRESET, num_classes=3, bottleneck_ratio=0.25)
     assert main(["convert", "preset", "no_such_preset"]) == 2
     assert "Registered presets" in capsys.readouterr().err
     assert main(["convert", "preset", PRESET, "--spatial", "not a path"]) == 2
     assert "neither an existing checkpoint" in capsys.readouterr().err
-    if "lavish_clip_base" in available_presets():  # not a B-CA model
-        with pytest.raises(ValueError, match="LAVISH preset"):
-            VideoClassifier.from_preset("lavish_clip_base", num_classes=3)
-        assert main(["convert", "preset", "lavish_clip_base"]) == 2
-        assert "converted weights are available for" in capsys.readouterr().err
+    # LAVISH is not a B-CA model; its presets convert like the others.
+    with pytest.raises(ValueError, match="LAVISH preset"):
+        VideoClassifier.from_preset("lavish_clip_base", num_classes=3)
+    assert main(["convert", "preset", "lavish_clip_base"]) == 2
+    error = capsys.readouterr().err
+    assert "openai/clip-vit-base-patch16" in error
+    assert "ca2st convert preset lavish_clip_base --spatial PATH" in error
+    assert main(["convert", "preset", "lavish_clip_base", "--audio", "x.pth"]) == 2
+    assert "its experts are ['spatial']" in capsys.readouterr().err
     # A fine-tuned preset does not build from expert sources.
     assert main(["convert", "preset", "cast_base_k400"]) == 2
     assert "official-cast" in capsys.readouterr().err
 
 
 def test_registered_presets_record_sources_and_preprocessing():
-    from keras_ca2st.presets import load_preset_spec
-
-    for name in ("cast_base", "cava_base", "ca2st_base"):
+    for name in (
+        "cast_base",
+        "cava_base",
+        "ca2st_base",
+        "lavish_clip_base",
+        "lavish_clip_base_qa",
+    ):
         spec = load_preset_spec(name)
         assert spec["weights"]["kind"] == "experts"
-        for expert, source in spec["weights"]["sources"].items():
-            assert expert in spec["backbone"]["experts"]
+        assert set(spec["weights"]["sources"]) == set(preset_experts(spec))
+        for source in spec["weights"]["sources"].values():
             assert source["repo_id"] and source["revision"] and source["files"]
             assert source["official"]["url"].startswith("https://")
         assert spec["preprocessing"]["video"]["mean"] == [0.485, 0.456, 0.406]
@@ -325,3 +344,209 @@ def test_registered_presets_record_sources_and_preprocessing():
             spec["backbone"]["experts"]
             == load_preset_spec("cast_base")["backbone"]["experts"]
         )
+
+
+# --- LAVISH: one shared pretrained expert ------------------------------------
+
+LAVISH_CLIP = "lavish_clip_tiny_test"
+LAVISH_VIDEOMAE = "lavish_videomae_tiny_test"
+LAVISH_AST = "lavish_ast_tiny_test"
+LAVISH_FRAMES, SEGMENT = 2, 32  # 2 steps, 32 fbank frames × 32 bins each
+
+
+def tiny_lavish_spec(expert, repo):
+    """`lavish_clip_base` as shipped (adapters, head, source files), with a tiny
+    expert and clip: frames and audio segments are 32 × 32, the size the tiny
+    CLIP and VideoMAE were built for, so their position grids are not
+    resampled (the AST's is)."""
+    spec = load_preset_spec("lavish_clip_base")
+    common = dict(
+        image_size=h.IMAGE,
+        patch_size=16,
+        num_frames=LAVISH_FRAMES,
+        hidden_dim=h.WIDTH,
+        num_layers=h.DEPTH,
+        num_heads=h.HEADS,
+        intermediate_dim=h.MLP,
+    )
+    if expert == "spatial":
+        encoder = {
+            "class_name": "CLIPVisionEncoder",
+            "config": {**common, "frame_offset": 0, "frame_stride": 1},
+        }
+    elif expert == "temporal":
+        encoder = {
+            "class_name": "VideoMAEEncoder",
+            "config": {**common, "tubelet_size": 2, "layer_norm_epsilon": EPS},
+        }
+    else:  # the tiny AST's own 2 × 8 grid, resampled to a segment's 2 × 2
+        del common["image_size"], common["patch_size"], common["num_frames"]
+        # An AST has no clip of its own: the frames and their size are LAVISH's.
+        spec["backbone"].update(num_frames=LAVISH_FRAMES, image_size=h.IMAGE)
+        encoder = {
+            "class_name": "ASTEncoder",
+            "config": {
+                **common,
+                "num_time_frames": h.AUDIO_FRAMES,
+                "frequency_bins": h.MEL_BINS,
+                "position_grid": [2, 8],
+                "layer_norm_epsilon": EPS,
+            },
+        }
+    spec["backbone"].update(
+        encoder=encoder,
+        audio_frames=LAVISH_FRAMES * SEGMENT,
+        frequency_bins=SEGMENT,
+    )
+    source = spec["weights"]["sources"].pop("spatial")
+    spec["weights"]["sources"][expert] = {**source, "repo_id": repo}
+    return spec
+
+
+@pytest.fixture
+def lavish_env(preset_env):
+    register_preset(LAVISH_CLIP, tiny_lavish_spec("spatial", "tiny-org/clip"))
+    register_preset(LAVISH_VIDEOMAE, tiny_lavish_spec("temporal", "tiny-org/videomae"))
+    register_preset(LAVISH_AST, tiny_lavish_spec("audio", "tiny-org/ast"))
+    yield preset_env
+    for name in (LAVISH_CLIP, LAVISH_VIDEOMAE, LAVISH_AST):
+        unregister_preset(name)
+
+
+def lavish_inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    video = rng.standard_normal((2, LAVISH_FRAMES, h.IMAGE, h.IMAGE, 3))
+    audio = rng.standard_normal((2, LAVISH_FRAMES * SEGMENT, SEGMENT))
+    return {"video": video.astype("float32"), "audio": audio.astype("float32")}
+
+
+def lavish_images(inputs):
+    """Frames and audio segments as the HF models take them: `(N, 3, 32, 32)`
+    images, a segment copied into the three channels (rows = time)."""
+    frames = h.channels_first(inputs["video"]).reshape(-1, 3, h.IMAGE, h.IMAGE)
+    segments = torch.from_numpy(inputs["audio"]).reshape(-1, 1, SEGMENT, SEGMENT)
+    return {"visual": frames, "audio": segments.expand(-1, 3, -1, -1)}
+
+
+def clip_reference(clip, inputs):
+    """Per-step features of the HF `CLIPVisionModel`: CLS after post-layernorm."""
+    with torch.no_grad():
+        return {
+            name: clip(pixel_values=images).pooler_output.reshape(2, LAVISH_FRAMES, -1)
+            for name, images in lavish_images(inputs).items()
+        }
+
+
+def videomae_reference(videomae, inputs):
+    """Per-step features of the HF VideoMAE, each image a one-tubelet clip."""
+    config = videomae.config.__class__.from_dict(
+        {**videomae.config.to_dict(), "num_frames": videomae.config.tubelet_size}
+    )
+    one_tubelet = type(videomae)(config).eval()
+    one_tubelet.load_state_dict(videomae.state_dict())
+    features = {}
+    with torch.no_grad():
+        for name, images in lavish_images(inputs).items():
+            clips = images[:, None].expand(-1, config.tubelet_size, -1, -1, -1)
+            tokens = one_tubelet.videomae(pixel_values=clips).last_hidden_state
+            pooled = one_tubelet.fc_norm(tokens.mean(1))
+            features[name] = pooled.reshape(2, LAVISH_FRAMES, -1)
+    return features
+
+
+def lavish_errors(model, expected, inputs):
+    """Max abs error per stream, after checking that every LAVISH gate is shut."""
+    gates = [
+        to_numpy(w)
+        for w in model.backbone.weights
+        if w.path.rpartition("/")[2] in ("gate", "gate_av")
+    ]
+    assert len(gates) == 2 * 4 * h.DEPTH and not np.any(gates)
+    features = to_numpy(model.backbone(inputs))
+    return {name: h.max_error(features[name], expected[name]) for name in expected}
+
+
+def same_weights(layer, other, atol=0.0):
+    pairs = list(zip(layer.weights, other.weights, strict=True))
+    assert pairs and all(a.name == b.name for a, b in pairs)
+    return all(
+        np.allclose(to_numpy(a), to_numpy(b), rtol=0.0, atol=atol) for a, b in pairs
+    )
+
+
+def test_lavish_preset_converts_its_clip_once_and_caches_it(
+    lavish_env, tmp_path, caplog, capsys
+):
+    caplog.set_level(logging.WARNING, logger="keras_ca2st.presets")
+    inputs = lavish_inputs()
+    expected = clip_reference(lavish_env["models"]["clip"], inputs)
+
+    # 1. Cache miss: the CLIP comes from the offline HF cache, converted once.
+    model = LAVISH.from_preset(LAVISH_CLIP, num_classes=3)
+    assert len(converted(caplog)) == 1
+    errors = lavish_errors(model, expected, inputs)
+    assert max(errors.values()) <= TOLERANCE, errors
+    assert tuple(model.output.shape) == (None, LAVISH_FRAMES, 3)  # localization
+    weights = os.path.join(cached_preset_dir(LAVISH_CLIP), "model.weights.h5")
+    stamp = os.stat(weights).st_mtime_ns
+
+    # 2. Cache hit: no conversion even with the HF cache gone; the same weights.
+    hidden = lavish_env["root"] / "hf_home_hidden"
+    os.rename(lavish_env["hf_home"], hidden)
+    try:
+        again = LAVISH.from_preset(LAVISH_CLIP, num_classes=3, head="classification")
+        assert tuple(again.output.shape) == (None, 3)
+        assert len(converted(caplog)) == 1
+        assert os.stat(weights).st_mtime_ns == stamp
+        assert same_weights(again.backbone, model.backbone)
+        assert main(["presets"]) == 0
+        listing = capsys.readouterr().out.splitlines()
+        assert any(LAVISH_CLIP in line and "[cached]" in line for line in listing)
+        assert any(
+            line.startswith("lavish_clip_base ") and "[not cached]" in line
+            for line in listing
+        )
+
+        # 3. `ca2st convert preset` reads the OpenAI layout from a local file
+        # into the same expert (the adapters are new).
+        output = tmp_path / "lavish_from_openai"
+        official = lavish_env["root"] / "official" / "clip.pth"
+        argv = ["convert", "preset", LAVISH_CLIP, "--spatial", str(official)]
+        assert main([*argv, "--output", str(output)]) == 0, capsys.readouterr().err
+        local = LAVISH.from_preset(str(output), num_classes=3)
+        expert = model.backbone.lavish_encoder.encoder
+        assert same_weights(local.backbone.lavish_encoder.encoder, expert, 1e-6)
+    finally:
+        os.rename(hidden, lavish_env["hf_home"])
+    print(  # after the last `capsys.readouterr()`, so that pytest reports it
+        f"\nPARITY backend={BACKEND} lavish_clip/first_call "
+        + " ".join(f"{k}={v:.2e}" for k, v in errors.items())
+    )
+
+
+def test_lavish_preset_on_a_videomae_loads_its_converted_weights(lavish_env):
+    inputs = lavish_inputs(1)
+    model = LAVISH.from_preset(LAVISH_VIDEOMAE, num_classes=3)
+    assert type(model.backbone.lavish_encoder.encoder).__name__ == "VideoMAEEncoder"
+    expected = videomae_reference(lavish_env["models"]["videomae"], inputs)
+    errors = lavish_errors(model, expected, inputs)
+    print(
+        f"\nPARITY backend={BACKEND} lavish_videomae "
+        + " ".join(f"{k}={v:.2e}" for k, v in errors.items())
+    )
+    assert max(errors.values()) <= TOLERANCE
+
+
+def test_lavish_preset_on_an_ast_loads_its_converted_weights(lavish_env):
+    """The AST reads 32 × 32 segments through its resampled 2 × 8 position
+    grid, which HF's AST cannot, so the check is on the weights: those a
+    direct conversion of the same HF folder gives, not a random init."""
+    model = LAVISH.from_preset(LAVISH_AST, num_classes=3)
+    encoder = model.backbone.lavish_encoder.encoder
+    assert type(encoder).__name__ == "ASTEncoder"
+    direct = ASTEncoder.from_config(encoder.get_config())
+    load_expert_weights(direct, read_checkpoint(str(lavish_env["root"] / "ast")))
+    assert same_weights(encoder, direct)
+    fresh = ASTEncoder.from_config(encoder.get_config())
+    fresh.build()
+    assert not same_weights(encoder, fresh, atol=1e-3)

@@ -1,3 +1,5 @@
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -273,8 +275,31 @@ def test_lavish_bad_configurations():
         )
     with pytest.raises(ValueError, match="CAST preset|LAVISH presets"):
         LAVISH.from_preset("cast_base", num_classes=3, load_weights=False)
-    with pytest.raises(ValueError, match="not bundled"):
-        LAVISH.from_preset("lavish_clip_base", num_classes=3)
+
+
+def test_pretrained_preset_offline_without_cache_says_how_to_get_it(
+    tmp_path, monkeypatch
+):
+    """The weights come through the converted-preset cache like every preset's
+    (conversion and cache hits: `tests/conversion/test_presets.py`)."""
+    from keras_ca2st.presets import PresetWeightsUnavailableError, cached_preset_dir
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_hf_home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("KERAS_CA2ST_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(PresetWeightsUnavailableError) as error:
+        LAVISH.from_preset("lavish_clip_base", num_classes=29)
+    message = str(error.value)
+    for part in (
+        "openai/clip-vit-base-patch16",
+        "HF_HUB_OFFLINE",
+        "ca2st convert preset lavish_clip_base --spatial PATH",
+        "ViT-B-16.pt (TorchScript: add --trust-torchscript)",
+        "load_weights=False",
+    ):
+        assert part in message
+    assert not os.path.exists(cached_preset_dir("lavish_clip_base"))
 
 
 def test_cli_info_builds_lavish(capsys):
