@@ -247,7 +247,7 @@ def section_memory(tiny):
             tiny,
             "torch",
             300,
-            max_trials=3 if tiny else 12,
+            max_trials=2 if tiny else 12,
         )
         rows.append(dict(gradient_checkpointing=mode, budget_gib=budget, **result))
     return dict(rows=rows)

@@ -16,8 +16,9 @@ import sys
 import numpy as np
 
 
-def object_attention(run_dir, data_dir, direction="spatial_to_temporal"):
-    """`{"clips", "mass", "area", "per_block"}` over `DATA_DIR/val.csv`'s clips.
+def object_attention(run_dir, data_dir, direction="spatial_to_temporal", limit=None):
+    """`{"clips", "mass", "area", "per_block"}` over `DATA_DIR/val.csv`'s clips
+    (the first `limit` of them, if given).
 
     `mass` is the attention mass on the object averaged over clips, frames and
     blocks, `area` the object's mean share of the frame, `per_block` the
@@ -38,6 +39,7 @@ def object_attention(run_dir, data_dir, direction="spatial_to_temporal"):
     key_frames = model.backbone.encoder.experts["spatial"].frame_indices
     with open(os.path.join(data_dir, "val.csv"), newline="") as handle:
         paths = [os.path.join(data_dir, row["path"]) for row in csv.DictReader(handle)]
+    paths = paths[:limit]
     shares, per_block = [], {}
     for path in paths:
         inputs = views.inputs(path)

@@ -53,8 +53,8 @@ def test_demo_runs_end_to_end_and_reports(tmp_path, capsys):
 
     # The object is a square of side 0.3 or a disc of radius 0.17 (in frame
     # widths): ~9% of the frame, whatever the model attends to.
-    share = object_attention(results["CA²ST"]["run_dir"], output / "data")
-    assert share["clips"] == 8 and 0.06 < share["area"] < 0.12
+    share = object_attention(results["CA²ST"]["run_dir"], output / "data", limit=3)
+    assert share["clips"] == 3 and 0.05 < share["area"] < 0.13
     assert 0.0 < share["mass"] < 1.0 and sorted(share["per_block"]) == [0, 1]
 
 
