@@ -106,7 +106,8 @@ def run_export(args):
 
 
 def _video_inputs(model, info, args):
-    from keras_ca2st.cli.predict import VideoViews, describe_failure
+    from keras_ca2st.cli.predict import VideoViews
+    from keras_ca2st.cli.scores import describe_failure
     from keras_ca2st.data import AudioDecodeError, VideoDecodeError
 
     settings = runs.evaluation_settings(model, info)

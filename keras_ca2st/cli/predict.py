@@ -17,6 +17,14 @@ import numpy as np
 from keras_ca2st.cli import options, runs, timeline
 from keras_ca2st.cli.config import CLIError
 from keras_ca2st.cli.options import CommandFlags
+from keras_ca2st.cli.scores import (
+    NOT_FINITE,
+    all_finite,
+    class_names_for,
+    describe_failure,
+    map_heads,
+    top_k,
+)
 from keras_ca2st.data import (
     AudioDecodeError,
     ClipDecoder,
@@ -83,11 +91,7 @@ def run_prediction(args):
             raise CLIError("--explain works on clips; drop it or --timeline.")
         return timeline.run_timeline(args)
     model, info = runs.load_run(args.model)
-    if args.class_names:
-        class_names = runs.read_class_names_argument(args.class_names)
-        runs.check_class_names(class_names, model.num_classes, args.class_names)
-    else:
-        class_names = info.get("class_names")
+    class_names = class_names_for(args, model, info)
     settings = runs.evaluation_settings(model, info, args.dataset, args.views)
     pipeline = VideoViews(settings, args.missing_audio)
     results, failures = [], 0
@@ -100,17 +104,16 @@ def run_prediction(args):
             print(f"ca2st predict: {message}", file=sys.stderr, flush=True)
             results.append({"video": path, "error": message})
             continue
-        if not all(np.isfinite(p).all() for p in _flatten(probabilities)):
+        if not all_finite(probabilities):
             failures += 1
-            message = (
-                f"{path}: the model's scores are not finite (NaN or Inf) although "
-                "the inputs are; its weights may have diverged in training. "
-                "Check the run's log.csv and use an earlier checkpoint."
-            )
+            message = NOT_FINITE.format(path=path)
             print(f"ca2st predict: {message}", file=sys.stderr, flush=True)
             results.append({"video": path, "error": message})
             continue
-        result = {"video": path, "predictions": top_k(probabilities, args, class_names)}
+        result = {
+            "video": path,
+            "predictions": top_k(probabilities, args.top_k, class_names),
+        }
         if args.explain:
             result["explain"] = explain(model, pipeline, path, args, class_names)
         results.append(result)
@@ -157,10 +160,10 @@ class VideoViews:
         from keras_ca2st.training import average_view_softmax
 
         logits = model.predict(self.inputs(path), batch_size=batch_size, verbose=0)
-        logits = _map(np.asarray, logits)
+        logits = map_heads(np.asarray, logits)
         video_ids = self.sampler.view_record_indices(epoch=0)
         probabilities = average_view_softmax(logits, video_ids, 1)
-        return _map(lambda p: p[0], probabilities)
+        return map_heads(lambda p: p[0], probabilities)
 
 
 def explain(model, pipeline, path, args, class_names):
@@ -179,48 +182,8 @@ def explain(model, pipeline, path, args, class_names):
     return written["directory"]
 
 
-def _map(function, value):
-    """`function` on an array, or on each head's array of a dict."""
-    if isinstance(value, dict):
-        return {head: function(v) for head, v in value.items()}
-    return function(value)
-
-
-def _flatten(value):
-    return list(value.values()) if isinstance(value, dict) else [value]
-
-
 def _pick(settings, *names):
     return {name: settings[name] for name in names if name in settings}
-
-
-def describe_failure(model, path, error):
-    message = str(error)
-    if isinstance(error, AudioDecodeError) and "has no audio stream" in message:
-        return (
-            f"{path}: has no audio track, and this model uses audio (experts: "
-            f"{', '.join(model.backbone.expert_names)}). Pass --missing-audio "
-            "silence to predict with silent audio."
-        )
-    return message if path in message else f"{path}: {message}"
-
-
-def top_k(probabilities, args, class_names):
-    """The `--top-k` classes by score: `[{"index", "label", "score"}]` (per head)."""
-    if isinstance(probabilities, dict):
-        return {
-            head: top_k(scores, args, (class_names or {}).get(head))
-            for head, scores in probabilities.items()
-        }
-    order = np.argsort(-probabilities, kind="stable")[: args.top_k]
-    return [
-        {
-            "index": int(index),
-            "label": class_names[index] if class_names else str(int(index)),
-            "score": float(probabilities[index]),
-        }
-        for index in order
-    ]
 
 
 def format_result(result):

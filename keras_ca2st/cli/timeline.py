@@ -22,6 +22,14 @@ import numpy as np
 
 from keras_ca2st.cli import runs
 from keras_ca2st.cli.config import CLIError
+from keras_ca2st.cli.scores import (
+    NOT_FINITE,
+    all_finite,
+    class_names_for,
+    describe_failure,
+    map_heads,
+    top_k,
+)
 from keras_ca2st.data import (
     AudioDecodeError,
     ClipTransform,
@@ -83,7 +91,7 @@ def run_timeline(args):
             "give a writable directory."
         ) from None
     model, info = runs.load_run(args.model)
-    class_names = _class_names(args, model, info)
+    class_names = class_names_for(args, model, info)
     settings = runs.evaluation_settings(model, info, args.dataset)
     spec = settings["spec"]
     stream = WindowStream.for_spec(
@@ -103,11 +111,11 @@ def run_timeline(args):
             )
         except (VideoDecodeError, AudioDecodeError) as error:
             failures += 1
-            message = _describe_failure(model, path, error)
+            message = describe_failure(model, path, error)
             print(f"ca2st predict: {message}", file=sys.stderr, flush=True)
             results.append({"video": path, "error": message})
             continue
-        scores = _map(softmax, logits)
+        scores = map_heads(softmax, logits)
         stem = _unique_stem(path, stems)
         csv_path = os.path.join(args.timeline_out, f"{stem}.timeline.csv")
         png_path = os.path.join(args.timeline_out, f"{stem}.timeline.png")
@@ -146,7 +154,7 @@ def score_timeline(model, stream, transform, path, batch_size, show=None):
     """
     intervals, logits, segments = [], [], []
     for windows, inputs in stream.batches(path, transform, batch_size):
-        batch = _map(
+        batch = map_heads(
             np.asarray, model.predict(inputs, batch_size=batch_size, verbose=0)
         )
         _check_finite(batch, path)
@@ -157,7 +165,7 @@ def score_timeline(model, stream, transform, path, batch_size, show=None):
                 stream.segment_intervals(w, batch.shape[1]) for w in windows
             )
         elif show is not None:
-            show(np.asarray(intervals[-1]), _map(softmax, batch))
+            show(np.asarray(intervals[-1]), map_heads(softmax, batch))
     logits = _concatenate(logits)
     if segments:
         seconds, per_second = per_second_average(np.stack(segments), logits)
@@ -179,7 +187,9 @@ def top_k_rows(intervals, scores, k, class_names):
         {
             "start": float(start),
             "end": float(end),
-            "predictions": _top_k(_map(lambda s, r=row: s[r], scores), k, class_names),
+            "predictions": top_k(
+                map_heads(lambda s, r=row: s[r], scores), k, class_names
+            ),
         }
         for row, (start, end) in enumerate(np.asarray(intervals))
     ]
@@ -231,58 +241,14 @@ def _printer(path, k, class_names):
     return show
 
 
-def _class_names(args, model, info):
-    if args.class_names:
-        names = runs.read_class_names_argument(args.class_names)
-        runs.check_class_names(names, model.num_classes, args.class_names)
-        return names
-    return info.get("class_names")
-
-
 def _per_segment(logits):
     return not isinstance(logits, dict) and logits.ndim == 3
 
 
 def _check_finite(logits, path):
-    values = logits.values() if isinstance(logits, dict) else [logits]
-    if not all(np.isfinite(v).all() for v in values):
+    if not all_finite(logits):
         # Not a user's file error, but one line all the same.
-        raise VideoDecodeError(
-            f"{path}: the model's scores are not finite (NaN or Inf) although the "
-            "inputs are; its weights may have diverged in training. Check the "
-            "run's log.csv and use an earlier checkpoint."
-        )
-
-
-def _describe_failure(model, path, error):
-    # As `ca2st predict` words it (predict.describe_failure; predict imports
-    # this module, so it cannot be imported from there).
-    message = str(error)
-    if isinstance(error, AudioDecodeError) and "has no audio stream" in message:
-        return (
-            f"{path}: has no audio track, and this model uses audio (experts: "
-            f"{', '.join(model.backbone.expert_names)}). Pass --missing-audio "
-            "silence to predict with silent audio."
-        )
-    return message if path in message else f"{path}: {message}"
-
-
-def _top_k(scores, k, class_names):
-    """The top `k` `{"index", "label", "score"}` of one row (a list per head)."""
-    if isinstance(scores, dict):
-        return {
-            head: _top_k(head_scores, k, (class_names or {}).get(head))
-            for head, head_scores in scores.items()
-        }
-    order = np.argsort(-scores, kind="stable")[:k]
-    return [
-        {
-            "index": int(index),
-            "label": class_names[index] if class_names else str(int(index)),
-            "score": float(scores[index]),
-        }
-        for index in order
-    ]
+        raise VideoDecodeError(NOT_FINITE.format(path=path))
 
 
 def _unique_stem(path, taken):
@@ -292,12 +258,6 @@ def _unique_stem(path, taken):
         candidate, number = f"{stem}_{number}", number + 1
     taken.add(candidate)
     return candidate
-
-
-def _map(function, value):
-    if isinstance(value, dict):
-        return {head: function(v) for head, v in value.items()}
-    return function(value)
 
 
 def _concatenate(batches):

@@ -94,14 +94,7 @@ class ClipDecoder:
         missing_audio="error",
         decoder_threads=1,
     ):
-        if sampling not in SAMPLING_SCHEMES:
-            raise ValueError(
-                f"sampling must be one of {SAMPLING_SCHEMES}; got {sampling!r}."
-            )
-        if missing_audio not in MISSING_AUDIO_POLICIES:
-            raise ValueError(
-                f"missing_audio must be 'error' or 'silence'; got {missing_audio!r}."
-            )
+        check_decoding_options(sampling, missing_audio)
         self.num_frames = num_frames
         self.sampling = sampling
         self.frame_stride = frame_stride
@@ -216,3 +209,15 @@ class ClipDecoder:
             waveform = reader.read(start, num_samples)
             # Features over real audio only, padded afterwards like AST.
             return waveform[: reader.samples_inside(start, num_samples)], start
+
+
+def check_decoding_options(sampling, missing_audio):
+    """Raises `ValueError` for an unknown sampling scheme or audio policy."""
+    if sampling not in SAMPLING_SCHEMES:
+        raise ValueError(
+            f"sampling must be one of {SAMPLING_SCHEMES}; got {sampling!r}."
+        )
+    if missing_audio not in MISSING_AUDIO_POLICIES:
+        raise ValueError(
+            f"missing_audio must be 'error' or 'silence'; got {missing_audio!r}."
+        )

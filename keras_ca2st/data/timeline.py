@@ -22,14 +22,17 @@ import numpy as np
 
 from keras_ca2st.data import fbank as fbank_lib
 from keras_ca2st.data.audio import (
-    MISSING_AUDIO_POLICIES,
     AudioReader,
     _mono,
     audio_window_start,
 )
-from keras_ca2st.data.decoder import DEFAULT_NUM_FRAMES, DecodedClip
+from keras_ca2st.data.decoder import (
+    DEFAULT_NUM_FRAMES,
+    DecodedClip,
+    check_decoding_options,
+)
 from keras_ca2st.data.errors import AudioDecodeError, VideoDecodeError
-from keras_ca2st.data.sampling import SAMPLING_SCHEMES, sample_frame_indices
+from keras_ca2st.data.sampling import sample_frame_indices
 from keras_ca2st.data.video import VideoReader
 
 # Window starts are multiples of the stride; a frame stamped a hair before
@@ -116,14 +119,7 @@ class WindowStream:
     ):
         if not stride > 0:
             raise ValueError(f"stride must be positive seconds; got {stride}.")
-        if sampling not in SAMPLING_SCHEMES:
-            raise ValueError(
-                f"sampling must be one of {SAMPLING_SCHEMES}; got {sampling!r}."
-            )
-        if missing_audio not in MISSING_AUDIO_POLICIES:
-            raise ValueError(
-                f"missing_audio must be 'error' or 'silence'; got {missing_audio!r}."
-            )
+        check_decoding_options(sampling, missing_audio)
         self.stride = float(stride)
         self.num_frames = num_frames
         self.sampling = sampling

@@ -23,15 +23,14 @@ from keras_ca2st.data import (
     WindowStream,
     write_mp4,
 )
-from keras_ca2st.experts import CLIPVisionEncoder
 from keras_ca2st.models import (
     LAVISH,
     CA2STBackbone,
-    LAVISHBackbone,
     VideoClassifier,
 )
 from tests.cli.helpers import run_cli
 from tests.cli.test_train_cli import assert_one_line_error
+from tests.models.test_lavish import tiny_lavish
 from tests.test_case import tiny_experts
 
 FPS = 4
@@ -94,20 +93,7 @@ def colour_classifier(rng):
 def tiny_lavish_localizer():
     """LAVISH localisation on 2 frames and 2 s of audio: 1 s segments."""
     keras.utils.set_random_seed(1)
-    encoder = CLIPVisionEncoder(
-        image_size=32,
-        patch_size=16,
-        num_frames=2,
-        frame_offset=0,
-        frame_stride=1,
-        hidden_dim=32,
-        num_layers=1,
-        num_heads=2,
-        intermediate_dim=64,
-    )
-    backbone = LAVISHBackbone(
-        encoder=encoder, audio_frames=200, frequency_bins=32, reduction=4
-    )
+    backbone = tiny_lavish(num_layers=1, audio_frames=200)
     model = LAVISH(backbone, num_classes=2, head="localization", hidden_units=16)
     # Its zero-initialised adapters and gates get values, so the logits
     # depend on the frames and the audio from the start.

@@ -19,8 +19,6 @@ import pytest
 from keras_ca2st import (
     LAVISH,
     CA2STBackbone,
-    CLIPVisionEncoder,
-    LAVISHBackbone,
     VideoClassifier,
 )
 from keras_ca2st.cli.main import main
@@ -36,6 +34,7 @@ from keras_ca2st.export import (
 from keras_ca2st.export.signature import named_outputs
 from tests.cli.helpers import run_cli
 from tests.cli.test_train_cli import assert_one_line_error
+from tests.models.test_lavish import tiny_lavish
 from tests.test_case import BACKEND, tiny_experts
 
 pytestmark = pytest.mark.filterwarnings(
@@ -62,26 +61,7 @@ def tiny_model(family, seed=0):
     """
     keras.utils.set_random_seed(seed)
     if family == "LAVISH":
-        encoder = CLIPVisionEncoder(
-            image_size=32,
-            patch_size=16,
-            num_frames=2,
-            frame_offset=0,
-            frame_stride=1,
-            hidden_dim=16,
-            num_layers=1,
-            num_heads=2,
-            intermediate_dim=32,
-        )
-        backbone = LAVISHBackbone(
-            encoder=encoder,
-            audio_frames=64,
-            frequency_bins=32,
-            num_frames=2,
-            image_size=32,
-            reduction=4,
-            num_latent_tokens=2,
-        )
+        backbone = tiny_lavish(num_layers=1)
         model = LAVISH(backbone, num_classes=3)
     else:
         names = {

@@ -24,7 +24,9 @@ from tests.test_case import (
 )
 
 
-def tiny_lavish(num_latent_tokens=2, kind="clip", num_layers=2, **kwargs):
+def tiny_lavish(
+    num_latent_tokens=2, kind="clip", num_layers=2, audio_frames=64, **kwargs
+):
     """A tiny LAVISH on a shared CLIP, VideoMAE or AST expert (width 32)."""
     if kind == "clip":
         encoder = CLIPVisionEncoder(
@@ -47,7 +49,7 @@ def tiny_lavish(num_latent_tokens=2, kind="clip", num_layers=2, **kwargs):
         )[name]
     return LAVISHBackbone(
         encoder=encoder,
-        audio_frames=64,
+        audio_frames=audio_frames,
         frequency_bins=32,
         num_frames=2,
         image_size=32,
