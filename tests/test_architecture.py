@@ -32,8 +32,9 @@ ALLOWED = {
     "presets": {"conversion", "models", "version", "lazy"},
     "training": {"data", "models", "lazy"},
     # Pictures and tables of what models and runs did: attention maps,
-    # timelines, training curves, confusion matrices.
-    "reports": {"data", "models", "training", "lazy"},
+    # timelines, training curves, confusion matrices, the B-CA windows (cut by
+    # the kernels' own window definitions).
+    "reports": {"kernels", "data", "models", "training", "lazy"},
     # A trained model outside Keras: ONNX and SavedModel files.
     "export": {"data", "models", "training", "lazy"},
     "benchmarks": {"kernels", "experts", "data", "models", "presets", "training"},

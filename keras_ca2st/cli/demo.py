@@ -26,6 +26,13 @@ from keras_ca2st.data import (
 from keras_ca2st.data.clip_spec import INPUT_NAMES
 from keras_ca2st.experts import ASTEncoder, CLIPVisionEncoder, VideoMAEEncoder
 from keras_ca2st.models import LAVISH, CA2STBackbone, LAVISHBackbone, VideoClassifier
+from keras_ca2st.reports.figures import finish, new_figure
+from keras_ca2st.reports.training_plots import (
+    confusion_matrix,
+    draw_confusion_matrix,
+    draw_training_curves,
+    results_table,
+)
 from keras_ca2st.training import Recipe, fit_with_recipe
 
 # name → (experts, the synthetic cues they can see)
@@ -205,7 +212,7 @@ def run_demo(
     Returns:
         dict model name → `{"val_accuracy", "epochs_trained", "val_epochs",
         "val_accuracy_curve", "trainable_params", "seconds", "cues",
-        "confusion", "run_dir"}`; each trained model is saved as a run
+        "confusion", "history", "run_dir"}`; each trained model is saved as a run
         directory (`runs/<name>/`) that `ca2st predict` takes.
     """
     os.makedirs(output_dir, exist_ok=True)
@@ -250,8 +257,6 @@ def run_demo(
         logits = model.predict({k: val_x[k] for k in keys}, verbose=0)
         predicted = np.argmax(keras.ops.convert_to_numpy(logits), axis=-1)
         curve = [float(a) for a in history.history.get("val_top1", [])]
-        confusion = np.zeros((8, 8), int)
-        np.add.at(confusion, (val_y, predicted), 1)
         results[name] = {
             "val_accuracy": float(np.mean(predicted == val_y)),
             "epochs_trained": len(history.history["loss"]),
@@ -262,7 +267,11 @@ def run_demo(
             ),
             "seconds": time.perf_counter() - began,
             "cues": DEMO_MODELS[name][1],
-            "confusion": confusion.tolist(),
+            "confusion": confusion_matrix(val_y, predicted, 8).tolist(),
+            "history": {
+                key: [float(v) for v in values]
+                for key, values in history.history.items()
+            },
             "run_dir": save_run(model, name, data.class_names, output_dir),
         }
     print_fn(format_table(results))
@@ -296,47 +305,33 @@ def save_run(model, name, class_names, output_dir):
 
 
 def format_table(results):
-    lines = [
-        f"{'model':<14} {'cues it can see':<20} {'trainable':>10} {'epochs':>6} "
-        f"{'val acc':>8}",
-        "-" * 62,
-    ]
-    for name, result in results.items():
-        lines.append(
-            f"{name:<14} {result['cues']:<20} {result['trainable_params']:>10,} "
-            f"{result['epochs_trained']:>6} {result['val_accuracy']:>8.1%}"
-        )
-    return "\n".join(lines)
+    """The demo's results as a Markdown table (`results_table`)."""
+    return results_table(
+        results,
+        {
+            "cues": "cues it can see",
+            "trainable_params": "trainable",
+            "epochs_trained": "epochs",
+            "val_accuracy": "val accuracy",
+        },
+    )
 
 
 def plot_results(results, class_names, path):
     """Validation-accuracy curves of every model and CA²ST's confusion matrix."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    figure, (curves, matrix) = pyplot.subplots(1, 2, figsize=(13, 5.5))
-    for name, result in results.items():
-        curves.plot(result["val_epochs"], result["val_accuracy_curve"], label=name)
-    curves.set_xlabel("epoch")
-    curves.set_ylabel("validation accuracy")
-    curves.set_ylim(0, 1.05)
-    curves.axhline(0.25, color="grey", lw=0.5, ls=":")
+    figure = new_figure((13, 5.5))
+    curves, matrix = figure.subplots(1, 2)
+    runs = {name: result["history"] for name, result in results.items()}
+    draw_training_curves(curves, runs, "val_top1", chance=0.25)
     curves.axhline(0.5, color="grey", lw=0.5, ls=":")
-    curves.legend(loc="lower right")
+    curves.set_ylim(0, 1.05)
+    curves.set_ylabel("validation accuracy")
     curves.set_title("Validation accuracy during training")
     shown = "CA²ST" if "CA²ST" in results else next(iter(results))
-    confusion = np.asarray(results[shown]["confusion"])
-    matrix.imshow(confusion, cmap="Blues")
-    short = [n.replace("_", " ").replace("-", "\n") for n in class_names]
-    matrix.set_xticks(range(8), short, fontsize=6)
-    matrix.set_yticks(range(8), short, fontsize=6)
-    for (row, column), count in np.ndenumerate(confusion):
-        matrix.text(column, row, str(count), ha="center", va="center", fontsize=8)
-    matrix.set_xlabel("predicted")
-    matrix.set_ylabel("true")
-    matrix.set_title(f"{shown}: validation confusion matrix")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    pyplot.close(figure)
+    draw_confusion_matrix(
+        matrix,
+        results[shown]["confusion"],
+        class_names,
+        f"{shown}: validation confusion matrix",
+    )
+    return finish(figure, path)

@@ -41,8 +41,13 @@ Multi-host:
   from the environment. Checkpoints are written by rank 0 and read by every
   rank, so the output directory must be on a shared file system.
 - TensorFlow: set `TF_CONFIG` on every worker (cluster and task) and use
-  `"tf-mirrored"`; `MultiWorkerMirroredStrategy` is then used (not exercised
-  by the test suite).
+  `"tf-mirrored"`; `MultiWorkerMirroredStrategy` is then used. Every worker
+  feeds the whole data in global batches (`shard_indices` and
+  `per_process_batch_size` say so): `tf.distribute` gives each worker its
+  part of every batch.
+
+`tests/training/test_multi_host.py` runs each engine as two processes acting
+as two hosts and checks they end with the weights of one process.
 """
 
 import contextlib
@@ -56,7 +61,10 @@ import keras
 import numpy as np
 
 from keras_ca2st.data.views import shard_indices
-from keras_ca2st.training.keras_internals import transform_gradients_before_apply
+from keras_ca2st.training.keras_internals import (
+    fix_multi_worker_fit,
+    transform_gradients_before_apply,
+)
 from keras_ca2st.training.recipe import DISTRIBUTION_KINDS
 
 KINDS = DISTRIBUTION_KINDS
@@ -114,6 +122,21 @@ class DistributionContext:
             return self.strategy.scope()
         return contextlib.nullcontext()
 
+    @property
+    def data_shards(self):
+        """Into how many parts the data is split before `model.fit` sees it.
+
+        One per process, except under TensorFlow: `tf.distribute` splits each
+        global batch over its workers and replicas itself, so every worker
+        feeds the whole data in global batches.
+        """
+        return 1 if self.kind == "tf-mirrored" else self.num_processes
+
+    @property
+    def data_shard_index(self):
+        """Which of the `data_shards` parts this process feeds."""
+        return self.process_index if self.data_shards > 1 else 0
+
     def per_process_batch_size(self, global_batch_size):
         """The batch each process feeds to `model.fit`."""
         if global_batch_size % self.num_replicas:
@@ -121,12 +144,12 @@ class DistributionContext:
                 f"The global batch {global_batch_size} does not split evenly over "
                 f"{self.num_replicas} replicas."
             )
-        return global_batch_size // self.num_processes
+        return global_batch_size // self.data_shards
 
     def shard_indices(self, num_samples, seed=None, epoch=0):
         """This process's sample indices; see `shard_indices`."""
         return shard_indices(
-            num_samples, self.num_processes, self.process_index, seed, epoch
+            num_samples, self.data_shards, self.data_shard_index, seed, epoch
         )
 
     def callbacks(self):
@@ -188,7 +211,11 @@ def _setup_jax(devices):
     if int(os.environ.get("KERAS_DISTRIBUTION_NUM_PROCESSES", "1")) > 1:
         keras.distribution.initialize()
     devices = devices or keras.distribution.list_devices()
-    strategy = keras.distribution.DataParallel(devices=devices)
+    # Each process feeds its own shard (`shard_indices`), already split: Keras
+    # must not shard it again (it would ask for a `tf.data.Dataset` to do so).
+    strategy = keras.distribution.DataParallel(
+        devices=devices, auto_shard_dataset=False
+    )
     keras.distribution.set_distribution(strategy)
     return DistributionContext(
         kind="jax-data-parallel",
@@ -233,6 +260,7 @@ def _setup_tensorflow(devices):
     workers = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
     if len(workers.get("worker", [])) > 1:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        fix_multi_worker_fit()
         resolver = strategy.cluster_resolver
         num_processes = len(workers["worker"])
         index = resolver.task_id if resolver is not None else 0

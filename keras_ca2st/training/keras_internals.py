@@ -18,6 +18,7 @@ work, instead of an `AttributeError` deep inside `fit`.
 | `adam_slots` | `Adam(W)._momentums`, `._velocities` | the grouped torch update |
 | `transform_gradients_before_apply` | the instance's `Optimizer.apply` | torch DDP gradient averaging |
 | `set_metric_direction` | `Metric._direction` | `monitor="val_top1"` with `mode="auto"` |
+| `fix_multi_worker_fit` | `TensorFlowTrainer._maybe_symbolic_build`, `trainer.reduce_per_replica` | `fit` under `MultiWorkerMirroredStrategy` |
 """
 
 import keras
@@ -53,6 +54,86 @@ def build_metrics_from_batch(model, batch):
     """
     build = _require(model, "_symbolic_build", "building metrics before fit")
     build(data_batch=tuple(batch) if isinstance(batch, list) else batch)
+
+
+def fix_multi_worker_fit():
+    """Lets `fit` run under TensorFlow's `MultiWorkerMirroredStrategy`.
+
+    Two steps of Keras's TensorFlow trainer fail across workers (Keras 3.15):
+
+    - Before its first step it builds the model from a batch that it first
+      averages over the replicas (`strategy.reduce("MEAN", batch)`, only for
+      its shapes). Across workers that is a collective all-reduce, which
+      refuses nested inputs such as our dict of `video` / `audio` arrays.
+      Only the shapes matter: the trainer builds from this worker's first
+      local batch instead.
+    - After each step it averages the logs over the replicas with
+      `strategy.reduce("MEAN", value, axis=0)`, which fails for the scalar
+      loss and metrics. A scalar is averaged over the replicas alone
+      (`axis=None`), the same mean.
+
+    Installed once, on the trainer class and module; other strategies take
+    Keras's own path.
+    """
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer as tensorflow_trainer
+
+    reduce_per_replica = _require(
+        tensorflow_trainer,
+        "reduce_per_replica",
+        "averaging the logs of a multi-worker step",
+        "keras.src.backend.tensorflow.trainer",
+    )
+    if not getattr(reduce_per_replica, "_keras_ca2st", False):
+
+        def reduce_scalars_per_replica(values, strategy, reduction):
+            if reduction not in ("auto", "mean") or not isinstance(
+                strategy, tf.distribute.MultiWorkerMirroredStrategy
+            ):
+                return reduce_per_replica(values, strategy, reduction)
+
+            def reduce(value):
+                if not isinstance(value, tf.distribute.DistributedValues):
+                    return value
+                rank = strategy.experimental_local_results(value)[0].shape.rank
+                return strategy.reduce("MEAN", value, axis=None if rank == 0 else 0)
+
+            return keras.tree.map_structure(reduce, values)
+
+        reduce_scalars_per_replica._keras_ca2st = True
+        tensorflow_trainer.reduce_per_replica = reduce_scalars_per_replica
+
+    trainer = tensorflow_trainer.TensorFlowTrainer
+    original = _require(
+        trainer,
+        "_maybe_symbolic_build",
+        "building the model before fit under a multi-worker strategy",
+        "TensorFlowTrainer",
+    )
+    if getattr(original, "_keras_ca2st", False):
+        return
+
+    def maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy
+        if iterator is None or not isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ):
+            return original(self, iterator=iterator, data_batch=data_batch)
+        for _, _, batches in iterator:
+            data_batch = keras.tree.map_structure(
+                lambda x: (
+                    strategy.experimental_local_results(x)[0]
+                    if isinstance(x, tf.distribute.DistributedValues)
+                    else x
+                ),
+                next(batches),
+            )
+            break
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    maybe_symbolic_build._keras_ca2st = True
+    trainer._maybe_symbolic_build = maybe_symbolic_build
 
 
 def set_initial_epoch(model, epoch):
