@@ -119,6 +119,10 @@ def execute(name, workdir, backend=None, env=None, timeout=CELL_TIMEOUT):
         p for p in (root, kernel_env.get("PYTHONPATH")) if p
     )
     kernel_env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # keras-hub imports TensorFlow when it is installed, whatever the backend;
+    # its start-up log lines and tqdm's note about widgets are noise here.
+    kernel_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    kernel_env.setdefault("PYTHONWARNINGS", "ignore:IProgress not found")
     client = NotebookClient(
         notebook,
         timeout=timeout,

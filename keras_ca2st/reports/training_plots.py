@@ -70,9 +70,10 @@ def draw_training_curves(axis, histories, metric, chance=None):
         )
     axis.set_xlabel("epoch")
     axis.set_ylabel(metric)
-    if chance is not None and ("top" in metric or "acc" in metric):
+    marks_chance = chance is not None and ("top" in metric or "acc" in metric)
+    if marks_chance:
         axis.axhline(chance, color="grey", lw=0.7, ls=":", label="chance")
-    if len(runs) > 1 or chance is not None:
+    if len(runs) > 1 or marks_chance:  # a loss panel of one run has no labels
         axis.legend(fontsize=7)
 
 
@@ -138,7 +139,7 @@ def draw_confusion_matrix(axis, confusion, class_names=None, title=None):
         axis.set_title(title, fontsize=9)
 
 
-def results_table(results, columns=None):
+def results_table(results, columns=None, key_title="model"):
     """A Markdown table: one row per named result, one column per field.
 
     Args:
@@ -146,6 +147,7 @@ def results_table(results, columns=None):
         columns: dict field → column title (default: every field of the first
             result, titled by its name). Fields in `[0, 1]` whose name holds
             `accuracy` or `top` are shown as percentages.
+        key_title: the title of the first column (the results' names).
 
     Example:
 
@@ -157,7 +159,7 @@ def results_table(results, columns=None):
     if columns is None:
         columns = {key: key for key in next(iter(results.values()))}
     lines = [
-        "| model | " + " | ".join(columns.values()) + " |",
+        f"| {key_title} | " + " | ".join(columns.values()) + " |",
         "|---" * (len(columns) + 1) + "|",
     ]
     for name, fields in results.items():

@@ -1,13 +1,25 @@
-"""A shortened `ca2st demo`: the whole job runs on this backend and reports."""
+"""A shortened `ca2st demo`: the whole command runs and reports.
+
+The command runs in the torch pass only: guide 01 runs the demo (`run_demo`,
+what the command calls) on every backend, and `predict --explain` and the
+attention maps are tested on every backend in `test_predict_cli.py` and
+`tests/models/test_attention_maps.py`.
+"""
 
 import json
 import os
 
+import pytest
+
 from keras_ca2st.cli.main import main
 from keras_ca2st.cli.object_attention import object_attention
 from keras_ca2st.data.synthetic import class_names
+from tests.test_case import BACKEND
 
 
+@pytest.mark.skipif(
+    BACKEND != "torch", reason="the demo runs on every backend in guide 01"
+)
 def test_demo_runs_end_to_end_and_reports(tmp_path, capsys):
     output = tmp_path / "demo"
     status = main(

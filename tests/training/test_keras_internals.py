@@ -98,3 +98,24 @@ def test_metric_direction_is_read_by_the_callbacks():
     assert metric._direction == "up"
     with pytest.raises(ValueError):
         internals.set_metric_direction(metric, "sideways")
+
+
+@pytest.mark.skipif(
+    keras.config.backend() != "tensorflow", reason="the TensorFlow trainer's hooks"
+)
+def test_the_multi_worker_fixes_install_once_and_leave_other_strategies_alone():
+    from keras.src.backend.tensorflow import trainer as tensorflow_trainer
+
+    internals.fix_multi_worker_fit()
+    build = tensorflow_trainer.TensorFlowTrainer._maybe_symbolic_build
+    reduce = tensorflow_trainer.reduce_per_replica
+    internals.fix_multi_worker_fit()  # idempotent: no wrapper around a wrapper
+    assert tensorflow_trainer.TensorFlowTrainer._maybe_symbolic_build is build
+    assert tensorflow_trainer.reduce_per_replica is reduce
+    # Without a multi-worker strategy, Keras's own path runs: fit still works.
+    model = tiny_model()
+    model.compile(optimizer="sgd", loss="mse")
+    history = model.fit(
+        np.ones((4, 3), "float32"), np.zeros((4, 2), "float32"), epochs=1, verbose=0
+    )
+    assert np.isfinite(history.history["loss"][0])

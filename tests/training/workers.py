@@ -4,8 +4,6 @@
 
 - `resume`: the recipe on a tiny CAST with `training_callbacks`; `--kill-at
   EPOCH BATCH` kills the process (SIGKILL) after that batch.
-- `jax-data-parallel`: the same global batches on one device, then with
-  `setup_distribution("data-parallel")` on every (forced host) device.
 - `torch-ddp`: one rank of a `torchrun` job (or the single-process reference
   with `--single`).
 - `tf-mirrored`: one device, then `MirroredStrategy` on two logical CPUs
@@ -109,42 +107,6 @@ def run_resume(out, epochs, kill_at=None, experts=("spatial",), drop_path_rate=0
     }
 
 
-def run_jax_data_parallel(out):
-    """Single device, then every device, on the same global batches."""
-    from keras_ca2st.training import setup_distribution
-    from tests.training.helpers import tiny_classifier, tiny_data, weights_of
-
-    results = {}
-    for name in ("single", "data_parallel"):
-        distribution = None
-        if name == "data_parallel":
-            distribution = setup_distribution("data-parallel")
-            results["num_replicas"] = distribution.num_replicas
-        model = tiny_classifier()
-        inputs, labels = tiny_data(model, NUM_SAMPLES)
-        if distribution is None:
-            np.savez(os.path.join(out, "weights_initial.npz"), **weights_of(model))
-        compile_recipe(model, GLOBAL_BATCH, 2, NUM_SAMPLES // GLOBAL_BATCH)
-        losses = BatchLosses()
-        model.fit(
-            inputs,
-            labels,
-            batch_size=GLOBAL_BATCH,
-            epochs=2,
-            shuffle=False,
-            verbose=0,
-            callbacks=[losses],
-        )
-        results[name] = losses.losses
-        if distribution is not None:
-            kernel = model.trainable_weights[0].value
-            results["kernel_sharding"] = str(kernel.sharding)
-            results["kernel_devices"] = len(kernel.sharding.device_set)
-        np.savez(os.path.join(out, f"weights_{name}.npz"), **weights_of(model))
-    with open(os.path.join(out, "result.json"), "w") as handle:
-        json.dump(results, handle)
-
-
 def run_torch(out, single):
     """One rank of a torchrun job, or the single-process reference."""
     from keras_ca2st.training import setup_distribution
@@ -238,9 +200,7 @@ def run_tf_mirrored(out):
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument(
-        "mode", choices=["resume", "jax-data-parallel", "torch-ddp", "tf-mirrored"]
-    )
+    parser.add_argument("mode", choices=["resume", "torch-ddp", "tf-mirrored"])
     parser.add_argument("out")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--kill-at", type=int, nargs=2, default=None)
@@ -255,8 +215,6 @@ def main(argv=None):
         np.savez(os.path.join(args.out, "weights.npz"), **weights)
         with open(os.path.join(args.out, "result.json"), "w") as handle:
             json.dump(result, handle)
-    elif args.mode == "jax-data-parallel":
-        run_jax_data_parallel(args.out)
     elif args.mode == "torch-ddp":
         run_torch(args.out, args.single)
     else:
