@@ -25,7 +25,7 @@
 NUM_TRAIN = 16  #                        256 clips
 NUM_VAL = 8  #                           48 clips
 EPOCHS = 3  #                            80 (stops early once training is perfect)
-MODELS = ["spatial only", "CA²ST"]  #    all seven (leave out `models=` below)
+MODELS = ["audio only", "CA²ST"]  #      all seven (leave out `models=` below)
 # With pretrained experts on a GPU, you would fine-tune a preset instead
 # (`CA2ST.from_preset("ca2st_base", num_classes=...)`); see guides 02 and 03.
 

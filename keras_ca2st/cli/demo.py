@@ -322,8 +322,19 @@ def plot_results(results, class_names, path):
     figure = new_figure((13, 5.5))
     curves, matrix = figure.subplots(1, 2)
     runs = {name: result["history"] for name, result in results.items()}
-    draw_training_curves(curves, runs, "val_top1", chance=0.25)
-    curves.axhline(0.5, color="grey", lw=0.5, ls=":")
+    draw_training_curves(curves, runs, "val_top1")
+    # What a model that sees one or two of the three cues can reach.
+    for level, label in ((0.25, "one cue"), (0.5, "two cues")):
+        curves.axhline(level, color="grey", lw=0.6, ls=":")
+        curves.annotate(
+            label,
+            (1.0, level),
+            xycoords=("axes fraction", "data"),
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            color="grey",
+        )
     curves.set_ylim(0, 1.05)
     curves.set_ylabel("validation accuracy")
     curves.set_title("Validation accuracy during training")

@@ -68,6 +68,9 @@ def draw_training_curves(axis, histories, metric, chance=None):
             marker="o" if len(values) < 12 else None,
             label=name or None,
         )
+    from matplotlib.ticker import MaxNLocator
+
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("epoch")
     axis.set_ylabel(metric)
     marks_chance = chance is not None and ("top" in metric or "acc" in metric)
