@@ -8,6 +8,7 @@ Guides that are not tied to a backend run on the backend of this pytest pass
 """
 
 import importlib.util
+import json
 import os
 
 import numpy as np
@@ -29,6 +30,8 @@ RUNS_IN = {
     "06_fused_kernels": "torch",
 }
 ON_EVERY_BACKEND = [n for n in NAMES if n not in make_guides.BACKEND_SPECIFIC]
+# Guides whose test checks what they computed, beyond running.
+CHECKED_FURTHER = {"04_switching_backends", "05_distributed_training"}
 
 
 def test_every_guide_is_listed_and_backend_specific_ones_have_a_pass():
@@ -91,10 +94,27 @@ def test_guide_runs_on_this_backend(name, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name",
-    [n for n in NAMES if RUNS_IN.get(n) == BACKEND and n != "05_distributed_training"],
+    [n for n in NAMES if RUNS_IN.get(n) == BACKEND and n not in CHECKED_FURTHER],
 )
 def test_backend_specific_guide_runs(name, tmp_path):
     execute(name, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(BACKEND != RUNS_IN["04_switching_backends"], reason="runs once")
+def test_a_model_saved_under_torch_gives_the_same_logits_under_jax_and_tensorflow(
+    tmp_path,
+):
+    """Guide 04 saves a tiny CA²ST under torch, loads it under JAX (which saves
+    it again) and under TensorFlow (which also reads JAX's file), each in its
+    own process; every process writes the logits it computed."""
+    execute("04_switching_backends", tmp_path)
+    torch = np.load(tmp_path / "logits_torch_tiny_torch.npy")
+    for other in ("logits_jax_tiny_torch.npy", "logits_tensorflow_tiny_torch.npy"):
+        np.testing.assert_allclose(np.load(tmp_path / other), torch, atol=1e-5)
+    assert np.std(torch) > 1e-3  # not a constant the backends could agree on
+    tensorflow = json.loads((tmp_path / "timing_tensorflow.json").read_text())
+    assert tensorflow["weights"] == {"tiny_jax": 0.0}  # bit for bit
 
 
 def _weights(path):
