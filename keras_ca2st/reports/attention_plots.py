@@ -16,6 +16,7 @@ overlap; the tiling shows each patch's centre region).
 import numpy as np
 
 from keras_ca2st.models.attention_maps import AttentionMaps
+from keras_ca2st.reports.figures import finish, new_figure
 
 
 def received_attention(maps, block=None):
@@ -100,13 +101,11 @@ def plot_frame_attention(video, heat, path=None, title=None, max_frames=8):
         title: figure title.
         max_frames: at most this many time steps, evenly picked.
     """
-    pyplot = _pyplot()
     frames = _as_float_image(frames_for_grid(video, len(heat)))
     steps = np.linspace(0, len(heat) - 1, min(len(heat), max_frames)).round()
     steps = steps.astype(int)
-    figure, axes = pyplot.subplots(
-        1, len(steps), figsize=(2.2 * len(steps), 2.6), squeeze=False
-    )
+    figure = new_figure((2.2 * len(steps), 2.6))
+    axes = figure.subplots(1, len(steps), squeeze=False)
     top = heat.max() or 1.0
     for axis, step in zip(axes[0], steps, strict=True):
         axis.imshow(frames[step])
@@ -119,7 +118,7 @@ def plot_frame_attention(video, heat, path=None, title=None, max_frames=8):
         )
         axis.set_title(f"t = {step}", fontsize=8)
         axis.axis("off")
-    return _finish(figure, path, title)
+    return finish(figure, path, title)
 
 
 def plot_time_strip(maps, path=None, block=None, sample=0, title=None):
@@ -128,14 +127,14 @@ def plot_time_strip(maps, path=None, block=None, sample=0, title=None):
     Rows are patch positions, columns key frames; each row averages that
     patch's queries (every frame) and heads, and sums to 1.
     """
-    pyplot = _pyplot()
     strip = received_attention(maps, block)[sample]  # (patches, frames)
-    figure, axis = pyplot.subplots(figsize=(4 + 0.2 * strip.shape[1], 4))
+    figure = new_figure((4 + 0.2 * strip.shape[1], 4))
+    axis = figure.subplots()
     image = axis.imshow(strip, aspect="auto", cmap="viridis", interpolation="nearest")
     axis.set_xlabel("key frame (grid time step)")
     axis.set_ylabel("patch position")
     figure.colorbar(image, ax=axis, label="attention")
-    return _finish(figure, path, title)
+    return finish(figure, path, title)
 
 
 def plot_audio_attention(fbank, heat, path=None, title=None):
@@ -146,9 +145,9 @@ def plot_audio_attention(fbank, heat, path=None, title=None):
         heat: `(frequency_patches, time_patches)` heat over the audio patch
             grid (`received_attention(...)` reshaped to the key grid).
     """
-    pyplot = _pyplot()
     spectrogram = np.asarray(fbank, "float32").T  # (mel bins, frames)
-    figure, axes = pyplot.subplots(2, 1, figsize=(8, 4.5), sharex=True)
+    figure = new_figure((8, 4.5))
+    axes = figure.subplots(2, 1, sharex=True)
     # origin="lower": mel bin 0 (the lowest frequencies) at the bottom.
     axes[0].imshow(spectrogram, aspect="auto", cmap="magma", origin="lower")
     axes[0].set_ylabel("mel bin")
@@ -159,7 +158,7 @@ def plot_audio_attention(fbank, heat, path=None, title=None):
     axes[1].set_xlabel("audio frame (10 ms)")
     axes[1].set_ylabel("mel bin")
     axes[1].set_title("attention received from the visual tokens", fontsize=9)
-    return _finish(figure, path, title)
+    return finish(figure, path, title)
 
 
 def explain_figures(maps, inputs, spec, output_dir, stem="clip", sample=0):
@@ -247,24 +246,3 @@ def _as_float_image(frames):
     if frames.dtype == np.uint8:
         return frames.astype("float32") / 255.0
     return np.clip(frames, 0.0, 1.0)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    return pyplot
-
-
-def _finish(figure, path, title):
-    pyplot = _pyplot()
-    if title:
-        figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    if path is None:
-        return figure
-    figure.savefig(path, dpi=100)
-    pyplot.close(figure)
-    return path

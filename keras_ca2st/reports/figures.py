@@ -22,7 +22,7 @@ def finish(figure, path, title=None, dpi=100):
     Returns `path`, or the figure itself when `path` is `None`.
     """
     if title:
-        figure.suptitle(title, fontsize=10)
+        figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     if path is None:
         return figure

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from keras_ca2st.reports.figures import finish, new_figure
+
 
 def plot_timeline(
     intervals, scores, class_names=None, path="timeline.png", title=None, max_lines=8
@@ -32,19 +34,14 @@ def plot_timeline(
                   "video.timeline.png", title="video.mp4")
     ```
     """
-    # Matplotlib loads only when a picture is drawn; the Agg canvas needs no
-    # display and leaves pyplot's global state alone.
     from matplotlib import colormaps
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     intervals = np.asarray(intervals, np.float64).reshape(-1, 2)
     heads = scores if isinstance(scores, dict) else {None: scores}
     centres = intervals.mean(axis=1)
     edges = _band_edges(intervals, centres)
-    figure = Figure(figsize=(12, 1.0 + 3.2 * len(heads)))
-    FigureCanvasAgg(figure)
+    figure = new_figure((12, 1.0 + 3.2 * len(heads)))
     grid = figure.add_gridspec(2 * len(heads), 1, height_ratios=[5, 1] * len(heads))
     for row, (head, head_scores) in enumerate(heads.items()):
         head_scores = np.asarray(head_scores, np.float64)
@@ -76,11 +73,7 @@ def plot_timeline(
                 fontsize=7,
             )
     band.set_xlabel("time (s)")
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    return path
+    return finish(figure, path, title)
 
 
 def _band_edges(intervals, centres):
