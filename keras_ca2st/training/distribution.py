@@ -46,8 +46,9 @@ Multi-host:
   `per_process_batch_size` say so): `tf.distribute` gives each worker its
   part of every batch.
 
-`tests/training/test_multi_host.py` runs each engine as two processes acting
-as two hosts and checks they end with the weights of one process.
+Guide 05 (`guides/05_distributed_training.ipynb`) runs each engine as two
+processes acting as two hosts; its test checks they end with the weights of
+one process.
 """
 
 import contextlib

@@ -63,6 +63,13 @@ def test_single_process_context_and_kind_checks():
     with pytest.raises(ValueError, match="does not split"):
         torch_like.per_process_batch_size(10)
     assert DistributionContext("tf-mirrored", 2).jit_compile is False
+    # TensorFlow workers feed whole global batches: tf.distribute splits them.
+    worker = DistributionContext("tf-mirrored", 2, 2, 1)
+    assert (worker.data_shards, worker.data_shard_index) == (1, 0)
+    assert worker.per_process_batch_size(8) == 8
+    assert worker.shard_indices(6).tolist() == list(range(6))
+    assert (torch_like.data_shards, torch_like.data_shard_index) == (4, 3)
+    assert torch_like.shard_indices(8).tolist() == [3, 7]
 
 
 def test_shards_together_make_the_global_batches():
