@@ -256,7 +256,7 @@ ONE_THREAD = dict(
 JAX_XLA_FLAGS = (
     "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true "
     "--xla_cpu_use_fusion_emitters=false "
-    "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    "--xla_cpu_multi_thread_eigen=false"
 )
 
 
