@@ -18,6 +18,9 @@
   every worker's torch using every core, threads waiting on each other made the
   torch pass about 25% slower. TensorFlow and XLA measured no different either
   way and keep their defaults.
+- Modules with long tests (`slow`) are collected first: with xdist's
+  `worksteal` (tests/run_backends.py) they start early, and a pass ends on
+  short tests instead of one worker idling while the other finishes a long one.
 """
 
 import importlib.util
@@ -43,3 +46,12 @@ os.environ["XLA_FLAGS"] = " ".join(
 
 if importlib.util.find_spec("torch") is not None:
     import torch._dynamo  # noqa: F401  (loads Triton, and its LLVM, first)
+
+
+def pytest_collection_modifyitems(items):
+    slow_modules = {
+        item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")
+    }
+    # A stable sort: each module keeps its order, and its items stay together so
+    # that its module-scoped fixtures are set up once per worker.
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow_modules)

@@ -12,8 +12,12 @@ import sys
 
 BACKENDS = ("torch", "jax", "tensorflow")
 # Most of the time goes to graph compilation, which is single-threaded: one
-# worker per core halves the wall time.
-PARALLEL = ["-n", "2"] if importlib.util.find_spec("xdist") else []
+# worker per core halves the wall time. The long tests are collected first
+# (tests/conftest.py); a worker that runs out of tests takes half of the
+# other's queue, so the pass ends on short tests.
+PARALLEL = (
+    ["-n", "2", "--dist", "worksteal"] if importlib.util.find_spec("xdist") else []
+)
 
 
 def main(argv):

@@ -64,6 +64,7 @@ def test_bench_rejects_unknown_targets(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_gpu_check_runs_end_to_end_on_the_cpu_and_says_so(tmp_path):
     import json
 

@@ -148,6 +148,7 @@ def load_saved_model(path):
     return list(inputs), list(outputs), run
 
 
+@pytest.mark.slow  # its fixture exports every family in every format
 @pytest.mark.parametrize("format", FORMATS)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_export_runs_outside_keras_and_equals_predict(models, exported, family, format):

@@ -11,11 +11,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.kernels.utils import requires_torch_kernels
 
 pytestmark = requires_torch_kernels
 
 
+@pytest.mark.slow
 def test_kernels_compile_for_sm90_without_spills():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     env.pop("TRITON_INTERPRET", None)

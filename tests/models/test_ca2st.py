@@ -136,6 +136,7 @@ def test_only_adapters_exchange_last_norms_and_heads_train():
     )
 
 
+@pytest.mark.slow
 def test_vit_b_presets_build_with_the_papers_parameter_counts():
     ca2st = CA2ST.from_preset("ca2st_base", num_classes=309, load_weights=False)
     encoder = ca2st.backbone.encoder
