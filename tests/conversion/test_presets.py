@@ -297,6 +297,11 @@ def test_preset_name_errors(preset_env, capsys):
         ValueError, match="only dtype, drop_path_rate, gradient_checkpointing"
     ):
         CA2ST.from_preset(PRESET, num_classes=3, bottleneck_ratio=0.25)
+    # Without pretrained weights any backbone argument can change.
+    model = CA2ST.from_preset(
+        PRESET, num_classes=3, load_weights=False, bottleneck_ratio=0.25
+    )
+    assert model.backbone.bottleneck_ratio == 0.25
     assert main(["convert", "preset", "no_such_preset"]) == 2
     assert "Registered presets" in capsys.readouterr().err
     assert main(["convert", "preset", PRESET, "--spatial", "not a path"]) == 2
