@@ -158,9 +158,7 @@ def two_host_commands(engine, out):
         command = script
         if engine == "jax":
             # Two CPU devices per host: the mesh spans 2 hosts × 2 devices.
-            env["XLA_FLAGS"] = (
-                f"{JAX_CPU_FLAGS} --xla_force_host_platform_device_count=2"
-            )
+            env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
             env.update(
                 KERAS_DISTRIBUTION_JOB_ADDRESSES=f"localhost:{port},localhost:{second}",
                 KERAS_DISTRIBUTION_NUM_PROCESSES="2",
@@ -196,7 +194,7 @@ def two_host_commands(engine, out):
 
 def start(command, env):
     if env["KERAS_BACKEND"] == "jax":
-        env = {"XLA_FLAGS": JAX_CPU_FLAGS, **env}
+        env = {**env, "XLA_FLAGS": f"{JAX_CPU_FLAGS} {env.get('XLA_FLAGS', '')}"}
     return subprocess.Popen(
         command,
         env={**os.environ, **CPU_SHARING, **env},
